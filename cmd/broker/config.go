@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the broker; each is a flag and a BROKER_* environment variable.
+type Config struct {
+	Addr            string
+	BaseURL         string
+	DataDir         string
+	BootstrapToken  string
+	AllowHTTP       bool
+	SessionLifetime time.Duration
+	LogLevel        string
+	LogFormat       string
+}
+
+// setting describes one setting for flags, environment and the README's table.
+type setting struct {
+	name, env, def, help string
+	bind                 func(fs *flag.FlagSet)
+}
+
+// settings are the operator contract (DESIGN.md): keep names stable.
+func (c *Config) settings() []setting {
+	return []setting{
+		{"addr", "BROKER_ADDR", "127.0.0.1:8080", "address to listen on", func(fs *flag.FlagSet) { fs.StringVar(&c.Addr, "addr", c.Addr, "") }},
+		{"base-url", "BROKER_BASE_URL", "http://BROKER_ADDR", "public URL of the broker; entity IDs and endpoints derive from it", func(fs *flag.FlagSet) { fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "") }},
+		{"data-dir", "BROKER_DATA_DIR", "./data", "directory for the SQLite database and local keys", func(fs *flag.FlagSet) { fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "") }},
+		{"bootstrap-token", "BROKER_BOOTSTRAP_TOKEN", "generated on first start", "operator API token", func(fs *flag.FlagSet) { fs.StringVar(&c.BootstrapToken, "bootstrap-token", c.BootstrapToken, "") }},
+		{"allow-http", "BROKER_ALLOW_HTTP", "false", "accept http:// endpoints in IdP and app metadata (local testing only)", func(fs *flag.FlagSet) { fs.BoolVar(&c.AllowHTTP, "allow-http", c.AllowHTTP, "") }},
+		{"session-lifetime", "BROKER_SESSION_LIFETIME", "8h", "how long a broker session lasts", func(fs *flag.FlagSet) { fs.DurationVar(&c.SessionLifetime, "session-lifetime", c.SessionLifetime, "") }},
+		{"log-level", "BROKER_LOG_LEVEL", "info", "debug, info, warn or error", func(fs *flag.FlagSet) { fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "") }},
+		{"log-format", "BROKER_LOG_FORMAT", "text", "text or json", func(fs *flag.FlagSet) { fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "") }},
+	}
+}
+
+// defaults returns the configuration with every default set.
+func defaults() *Config {
+	return &Config{Addr: "127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"}
+}
+
+// loadConfig applies the environment, then flags (flags win), then validates.
+func loadConfig(name string, args []string, getenv func(string) string) (*Config, error) {
+	c := defaults()
+	var errs []error
+	for _, s := range c.settings() {
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		fs := flag.NewFlagSet("env", flag.ContinueOnError)
+		fs.SetOutput(discard{})
+		s.bind(fs)
+		if err := fs.Set(s.name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", s.env, v, err))
+		}
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	for _, s := range c.settings() {
+		s.bind(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: broker %s [flags]\n\n", name)
+		for _, s := range c.settings() {
+			fmt.Fprintf(fs.Output(), "  --%-18s %-24s %s (default %s)\n", s.name, s.env, s.help, s.def)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = "http://" + c.Addr
+	}
+	u, err := url.Parse(c.BaseURL)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("base-url %q: %w", c.BaseURL, err))
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		errs = append(errs, fmt.Errorf("base-url %q: want an absolute http:// or https:// URL", c.BaseURL))
+	case u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, fmt.Errorf("base-url %q: must not have a query or fragment", c.BaseURL))
+	}
+	c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir is required"))
+	}
+	if c.BootstrapToken != "" && len(c.BootstrapToken) < 16 {
+		errs = append(errs, errors.New("bootstrap-token must be at least 16 characters"))
+	}
+	if c.SessionLifetime < time.Minute {
+		errs = append(errs, fmt.Errorf("session-lifetime %s: at least 1m", c.SessionLifetime))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

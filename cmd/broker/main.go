@@ -1,0 +1,266 @@
+// Command broker runs the multi-tenant SAML identity broker.
+//
+//	broker serve   the broker (embedded default: SQLite and local keys in the data directory)
+//	broker demo    the same server with a demo tenant, a built-in demo IdP and a demo app
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/sloworks/broker/admin"
+	"github.com/sloworks/broker/db"
+	"github.com/sloworks/broker/db/sqlite"
+	"github.com/sloworks/broker/keys"
+	"github.com/sloworks/broker/keys/local"
+	"github.com/sloworks/broker/providers"
+	"github.com/sloworks/broker/providers/generic"
+	"github.com/sloworks/broker/sso"
+	"github.com/sloworks/broker/tenants"
+)
+
+// catalogue is the explicit map of provider plugins (no init() registration).
+func catalogue() map[string]providers.Provider {
+	return map[string]providers.Provider{
+		"generic": generic.New(),
+	}
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "broker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return errors.New("usage: broker serve|demo [flags] (broker serve -h lists the settings)")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve", "demo":
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, "usage: broker serve|demo [flags]\n\n  serve  run the broker\n  demo   run the broker with a demo tenant, IdP and app wired in")
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q: want serve or demo", cmd)
+	}
+	cfg, err := loadConfig(cmd, rest, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cmd == "demo" {
+		// The demo IdP and app live on this very server, over plain http on loopback.
+		cfg.AllowHTTP = cfg.AllowHTTP || strings.HasPrefix(cfg.BaseURL, "http://")
+	}
+	logger := newLogger(cfg, stdout)
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	srv, err := newServer(ctx, cfg, logger, stdout)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	if cmd == "demo" {
+		if err := srv.wireDemo(ctx, stdout, srv.keys); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	return srv.serve(ctx)
+}
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// server is the wired broker.
+type server struct {
+	cfg     *Config
+	logger  *slog.Logger
+	store   db.Store
+	tenants *tenants.Service
+	sso     *sso.Handler
+	keys    keys.Source
+	echo    *echo.Echo
+	ln      net.Listener
+}
+
+func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writer) (*server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	store, err := sqlite.Open(filepath.Join(cfg.DataDir, "broker.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	ks, err := local.New(filepath.Join(cfg.DataDir, "keys"), nil)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	tokenHash, err := operatorToken(cfg, stdout)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	base, _ := url.Parse(cfg.BaseURL)
+	env := providers.Env{HTTPClient: &http.Client{Timeout: 10 * time.Second}, AllowHTTP: cfg.AllowHTTP}
+	ts := tenants.New(store, ks, catalogue(), env, logger)
+	h := sso.New(sso.Config{BaseURL: base, SessionLifetime: cfg.SessionLifetime}, ts, store, ks, logger, nil)
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = sso.HTTPErrorHandler(logger)
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("4M"))
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{ContentTypeNosniff: "nosniff", XFrameOptions: "DENY", ReferrerPolicy: "no-referrer"}))
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", func(c echo.Context) error {
+		if err := store.Ping(c.Request().Context()); err != nil {
+			logger.WarnContext(c.Request().Context(), "not ready", "error", err)
+			return c.String(http.StatusServiceUnavailable, "database unavailable\n")
+		}
+		return c.String(http.StatusOK, "ok\n")
+	})
+	h.Register(e)
+	admin.New(ts, h, tokenHash, logger).Register(e)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return &server{cfg: cfg, logger: logger, store: store, tenants: ts, sso: h, keys: ks, echo: e, ln: ln}, nil
+}
+
+// operatorToken returns the SHA-256 of the operator's API token: BROKER_BOOTSTRAP_TOKEN when
+// set; else a token generated on first start, printed once, whose hash is kept in the data dir.
+func operatorToken(cfg *Config, stdout io.Writer) ([32]byte, error) {
+	if cfg.BootstrapToken != "" {
+		return sha256.Sum256([]byte(cfg.BootstrapToken)), nil
+	}
+	path := filepath.Join(cfg.DataDir, "operator-token.sha256")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var sum [32]byte
+		raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(raw) != 32 {
+			return sum, fmt.Errorf("%s is damaged; delete it to generate a new operator token", path)
+		}
+		copy(sum[:], raw)
+		return sum, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return [32]byte{}, fmt.Errorf("read operator token hash: %w", err)
+	}
+	secret := make([]byte, 24)
+	rand.Read(secret)
+	token := "brk_" + hex.EncodeToString(secret)
+	sum := sha256.Sum256([]byte(token))
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		return sum, fmt.Errorf("store operator token hash: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nOperator API token (shown once; only its hash is stored in %s):\n\n    %s\n\n", path, token)
+	return sum, nil
+}
+
+// serve runs until ctx is done, with a janitor for expired state, then shuts down gracefully.
+func (s *server) serve(ctx context.Context) error {
+	hs := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(s.ln) }()
+	janitorDone := make(chan struct{})
+	go func() { defer close(janitorDone); s.janitor(ctx, time.Minute) }()
+	s.logger.Info("broker listening", "addr", s.ln.Addr().String(), "base_url", s.cfg.BaseURL)
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		s.logger.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		err = hs.Shutdown(sctx)
+	}
+	<-janitorDone
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// janitor deletes expired pending requests, replay entries and sessions, so that state stays
+// bounded however many sign-ins pass.
+func (s *server) janitor(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sweep(ctx, s.store, s.logger, time.Now().UTC())
+		}
+	}
+}
+
+// timeNow is the clock of the binary.
+func timeNow() time.Time { return time.Now().UTC() }
+
+func sweep(ctx context.Context, store db.Store, logger *slog.Logger, now time.Time) {
+	p, err1 := store.DeleteExpiredPendingRequests(ctx, now)
+	r, err2 := store.DeleteExpiredReplay(ctx, now)
+	se, err3 := store.DeleteExpiredSessions(ctx, now)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		logger.WarnContext(ctx, "sweep failed", "error", err)
+		return
+	}
+	if p+r+se > 0 {
+		logger.DebugContext(ctx, "swept expired state", "pending", p, "replay", r, "sessions", se)
+	}
+}
+
+func (s *server) close() {
+	if err := s.store.Close(); err != nil {
+		s.logger.Warn("close database", "error", err)
+	}
+}

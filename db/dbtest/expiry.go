@@ -1,0 +1,163 @@
+package dbtest
+
+import (
+	"time"
+
+	"github.com/sloworks/broker/db"
+)
+
+// count fails the test when a sweep did not remove want rows.
+func (h *env) count(what string, want int64, got int64, err error) {
+	h.Helper()
+	h.ok(what, err)
+	if got != want {
+		h.Errorf("%s removed %d, want %d", what, got, want)
+	}
+}
+
+var expiryTests = []test{
+	{"DeleteExpiredPendingRequests", func(h *env) {
+		a, b := h.tenant("acme"), h.tenant("beta")
+		old1 := h.pending(a.ID, t0.Add(-time.Second))
+		old2 := h.pending(b.ID, t0.Add(-time.Hour))
+		edge := h.pending(a.ID, t0) // not before t0: kept by the sweep
+		live := h.pending(b.ID, t0.Add(time.Minute))
+		n, err := h.s.DeleteExpiredPendingRequests(h.ctx, t0)
+		h.count("sweep", 2, n, err)
+		n, err = h.s.DeleteExpiredPendingRequests(h.ctx, t0)
+		h.count("second sweep", 0, n, err)
+		for _, p := range []db.PendingRequest{old1, old2} {
+			_, err := h.s.TakePendingRequest(h.ctx, p.TenantID, p.ID, t0.Add(-2*time.Hour))
+			h.is("take swept", err, db.ErrNotFound)
+		}
+		for _, p := range []db.PendingRequest{edge, live} {
+			got, err := h.s.TakePendingRequest(h.ctx, p.TenantID, p.ID, t0.Add(-2*time.Hour))
+			h.ok("take kept", err)
+			h.equal("take kept", &p, got)
+		}
+	}},
+	{"DeleteExpiredSessions", func(h *env) {
+		a, b := h.tenant("acme"), h.tenant("beta")
+		mk := func(tenantID string, expires time.Time, ended *time.Time) db.Session {
+			s := h.session(tenantID, "conn")
+			s.ExpiresAt, s.EndedAt = expires, ended
+			h.ok("update", h.s.UpdateSession(h.ctx, &s))
+			h.participant(tenantID, s.ID, "app")
+			return s
+		}
+		early, late := t0.Add(-time.Second), t0.Add(time.Second)
+		gone := []db.Session{
+			mk(a.ID, early, nil),                  // expired
+			mk(b.ID, t0.Add(time.Hour), &early),   // ended
+			mk(a.ID, t0.Add(-time.Hour), &early),  // both
+		}
+		kept := []db.Session{
+			mk(a.ID, t0.Add(time.Hour), nil),
+			mk(b.ID, t0.Add(time.Hour), &late), // ended, but not before t0
+			mk(a.ID, t0, nil),                  // expires at t0: not before it
+			mk(b.ID, t0.Add(time.Hour), &t0),   // ended at t0: not before it
+		}
+		n, err := h.s.DeleteExpiredSessions(h.ctx, t0)
+		h.count("sweep", int64(len(gone)), n, err)
+		n, err = h.s.DeleteExpiredSessions(h.ctx, t0)
+		h.count("second sweep", 0, n, err)
+		for _, s := range gone {
+			_, err := h.s.GetSession(h.ctx, s.TenantID, s.ID)
+			h.is("get swept", err, db.ErrNotFound)
+			ps, err := h.s.ListParticipants(h.ctx, s.TenantID, s.ID)
+			h.ok("list participants of a swept session", err)
+			if len(ps) != 0 {
+				h.Errorf("swept session %s kept %d participants", s.ID, len(ps))
+			}
+		}
+		for _, s := range kept {
+			got, err := h.s.GetSession(h.ctx, s.TenantID, s.ID)
+			h.ok("get kept", err)
+			h.equal("get kept", &s, got)
+			ps, err := h.s.ListParticipants(h.ctx, s.TenantID, s.ID)
+			h.ok("list participants of a kept session", err)
+			if len(ps) != 1 {
+				h.Errorf("kept session %s has %d participants, want 1", s.ID, len(ps))
+			}
+		}
+	}},
+	{"DeleteExpiredReplay", func(h *env) {
+		a, b := h.tenant("acme"), h.tenant("beta")
+		now := time.Now()
+		for _, e := range []struct {
+			tenant, id string
+			expires    time.Time
+		}{
+			{a.ID, "_old", now.Add(-2 * time.Hour)},
+			{b.ID, "_old", now.Add(-time.Hour)},
+			{a.ID, "_live", now.Add(time.Hour)},
+			{b.ID, "_later", now.Add(2 * time.Hour)},
+		} {
+			_, err := h.s.MarkSeen(h.ctx, e.tenant, e.id, e.expires)
+			h.ok("mark seen", err)
+		}
+		n, err := h.s.DeleteExpiredReplay(h.ctx, now.Add(-30*time.Minute))
+		h.count("sweep", 2, n, err)
+		n, err = h.s.DeleteExpiredReplay(h.ctx, now.Add(-30*time.Minute))
+		h.count("second sweep", 0, n, err)
+		seen, err := h.s.MarkSeen(h.ctx, a.ID, "_live", now.Add(time.Hour))
+		h.ok("mark seen", err)
+		if seen {
+			h.Error("a live entry was swept")
+		}
+		n, err = h.s.DeleteExpiredReplay(h.ctx, now.Add(90*time.Minute))
+		h.count("sweep of the live entry", 1, n, err)
+		seen, err = h.s.MarkSeen(h.ctx, a.ID, "_live", now.Add(time.Hour))
+		h.ok("mark seen", err)
+		if !seen {
+			h.Error("a swept entry is still seen")
+		}
+	}},
+}
+
+// near fails the test when got is not UTC or is more than a microsecond off want.
+func (h *env) near(what string, want, got time.Time) {
+	h.Helper()
+	if d := got.Sub(want); d <= -time.Microsecond || d >= time.Microsecond {
+		h.Errorf("%s: got %v, want %v to the microsecond", what, got, want)
+	}
+	if got.Location() != time.UTC {
+		h.Errorf("%s: %v is not in UTC", what, got)
+	}
+}
+
+var timeTests = []test{
+	// Times given with nanoseconds and in another zone come back in UTC, equal to the
+	// microsecond.
+	{"PrecisionAndZone", func(h *env) {
+		zone := time.FixedZone("UTC+2", 2*60*60)
+		at := func(d time.Duration) time.Time {
+			return time.Date(2031, 5, 6, 9, 8, 9, 123456789, zone).Add(d)
+		}
+		t := h.tenant("acme")
+		ended := at(time.Hour)
+		s := db.Session{TenantID: t.ID, CookieHash: "c", CreatedAt: at(0), ExpiresAt: at(2 * time.Hour), EndedAt: &ended}
+		h.ok("create session", h.s.CreateSession(h.ctx, &s))
+		got, err := h.s.GetSession(h.ctx, t.ID, s.ID)
+		h.ok("get session", err)
+		h.near("session CreatedAt", s.CreatedAt, got.CreatedAt)
+		h.near("session ExpiresAt", s.ExpiresAt, got.ExpiresAt)
+		if got.EndedAt == nil {
+			h.Fatal("session EndedAt is nil")
+		}
+		h.near("session EndedAt", ended, *got.EndedAt)
+
+		p := db.PendingRequest{TenantID: t.ID, CreatedAt: at(0), ExpiresAt: at(time.Minute)}
+		h.ok("create pending request", h.s.CreatePendingRequest(h.ctx, &p))
+		gp, err := h.s.TakePendingRequest(h.ctx, t.ID, p.ID, at(0))
+		h.ok("take", err)
+		h.near("pending CreatedAt", p.CreatedAt, gp.CreatedAt)
+		h.near("pending ExpiresAt", p.ExpiresAt, gp.ExpiresAt)
+
+		c := db.Connection{TenantID: t.ID, Name: "c", CreatedAt: at(0)}
+		h.ok("create connection", h.s.CreateConnection(h.ctx, &c))
+		gc, err := h.s.GetConnection(h.ctx, t.ID, c.ID)
+		h.ok("get connection", err)
+		h.near("connection CreatedAt", c.CreatedAt, gc.CreatedAt)
+	}},
+}

@@ -1,0 +1,163 @@
+package metadata
+
+import (
+	"crypto/x509"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/crewjam/saml"
+)
+
+// IdP is what the broker needs from an identity provider's metadata.
+type IdP struct {
+	EntityID                string
+	SSO                     []saml.Endpoint
+	SLO                     []saml.Endpoint
+	SigningCerts            []*x509.Certificate
+	WantAuthnRequestsSigned bool
+}
+
+// ParseIdP reads IdP metadata (an EntityDescriptor, or an aggregate with one IdP) and checks it:
+// an entity ID, at least one SingleSignOnService, a signing certificate, safe endpoint URLs.
+func ParseIdP(doc []byte, allowHTTP bool) (*IdP, error) {
+	ed, err := entity(doc, func(e *saml.EntityDescriptor) bool { return len(e.IDPSSODescriptors) > 0 }, "IDPSSODescriptor")
+	if err != nil {
+		return nil, err
+	}
+	if ed.EntityID == "" {
+		return nil, errorf("metadata has no entityID")
+	}
+	d := ed.IDPSSODescriptors[0]
+	idp := &IdP{EntityID: ed.EntityID, SSO: d.SingleSignOnServices, SLO: d.SingleLogoutServices}
+	if d.WantAuthnRequestsSigned != nil {
+		idp.WantAuthnRequestsSigned = *d.WantAuthnRequestsSigned
+	}
+	if len(idp.SSO) == 0 {
+		return nil, errorf("metadata of %q has no SingleSignOnService", ed.EntityID)
+	}
+	if err := checkEndpoints("SingleSignOnService", idp.SSO, allowHTTP); err != nil {
+		return nil, err
+	}
+	if err := checkEndpoints("SingleLogoutService", idp.SLO, allowHTTP); err != nil {
+		return nil, err
+	}
+	idp.SigningCerts, err = signingCerts(d.KeyDescriptors)
+	if err != nil {
+		return nil, err
+	}
+	if len(idp.SigningCerts) == 0 {
+		return nil, errorf("metadata of %q has no signing certificate; the broker cannot verify its assertions without one", ed.EntityID)
+	}
+	return idp, nil
+}
+
+// ACS is one AssertionConsumerService of an app.
+type ACS struct {
+	Binding   string
+	Location  string
+	Index     int
+	IsDefault bool
+}
+
+// SP is what the broker needs from a service provider's metadata.
+type SP struct {
+	EntityID string
+	// ACS are the app's assertion consumer services, default first, then by index.
+	ACS                  []ACS
+	SLO                  []saml.Endpoint
+	SigningCerts         []*x509.Certificate
+	AuthnRequestsSigned  bool
+	WantAssertionsSigned bool
+}
+
+// ParseSP reads SP metadata (an EntityDescriptor, or an aggregate with one SP) and checks it: an
+// entity ID, at least one HTTP-POST AssertionConsumerService, safe endpoint URLs.
+func ParseSP(doc []byte, allowHTTP bool) (*SP, error) {
+	ed, err := entity(doc, func(e *saml.EntityDescriptor) bool { return len(e.SPSSODescriptors) > 0 }, "SPSSODescriptor")
+	if err != nil {
+		return nil, err
+	}
+	if ed.EntityID == "" {
+		return nil, errorf("metadata has no entityID")
+	}
+	d := ed.SPSSODescriptors[0]
+	sp := &SP{EntityID: ed.EntityID, SLO: d.SingleLogoutServices}
+	if d.AuthnRequestsSigned != nil {
+		sp.AuthnRequestsSigned = *d.AuthnRequestsSigned
+	}
+	if d.WantAssertionsSigned != nil {
+		sp.WantAssertionsSigned = *d.WantAssertionsSigned
+	}
+	for _, a := range d.AssertionConsumerServices {
+		if err := CheckURL(a.Location, allowHTTP); err != nil {
+			return nil, errorf("AssertionConsumerService Location: %v", err)
+		}
+		sp.ACS = append(sp.ACS, ACS{Binding: a.Binding, Location: a.Location, Index: a.Index, IsDefault: a.IsDefault != nil && *a.IsDefault})
+	}
+	sort.SliceStable(sp.ACS, func(i, j int) bool {
+		if sp.ACS[i].IsDefault != sp.ACS[j].IsDefault {
+			return sp.ACS[i].IsDefault
+		}
+		return sp.ACS[i].Index < sp.ACS[j].Index
+	})
+	if sp.postACS() == 0 {
+		return nil, errorf("metadata of %q has no AssertionConsumerService with the HTTP-POST binding", ed.EntityID)
+	}
+	if err := checkEndpoints("SingleLogoutService", sp.SLO, allowHTTP); err != nil {
+		return nil, err
+	}
+	sp.SigningCerts, err = signingCerts(d.KeyDescriptors)
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+func (sp *SP) postACS() int {
+	n := 0
+	for _, a := range sp.ACS {
+		if a.Binding == saml.HTTPPostBinding {
+			n++
+		}
+	}
+	return n
+}
+
+// ResolveACS picks the ACS URL for an AuthnRequest: the URL the request names, which must be an
+// HTTP-POST ACS in the metadata; or the index it names; or the default. The URL always comes
+// from the metadata, never from the request alone.
+func (sp *SP) ResolveACS(requestedURL string, requestedIndex string) (string, error) {
+	var index *int
+	if requestedIndex != "" && requestedURL == "" {
+		i, err := strconv.Atoi(requestedIndex)
+		if err != nil || i < 0 {
+			return "", fmt.Errorf("AssertionConsumerServiceIndex %q is not a number", requestedIndex)
+		}
+		index = &i
+	}
+	for _, a := range sp.ACS {
+		if a.Binding != saml.HTTPPostBinding {
+			continue
+		}
+		switch {
+		case requestedURL != "":
+			if a.Location == requestedURL {
+				return a.Location, nil
+			}
+		case index != nil:
+			if a.Index == *index {
+				return a.Location, nil
+			}
+		default:
+			return a.Location, nil
+		}
+	}
+	if requestedURL != "" {
+		return "", fmt.Errorf("AssertionConsumerServiceURL %q is not an HTTP-POST ACS in the app's metadata", requestedURL)
+	}
+	if index != nil {
+		return "", fmt.Errorf("AssertionConsumerServiceIndex %d is not an HTTP-POST ACS in the app's metadata", *index)
+	}
+	return "", fmt.Errorf("the app's metadata has no HTTP-POST ACS")
+}

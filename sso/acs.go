@@ -1,0 +1,170 @@
+package sso
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/crewjam/saml"
+	"github.com/labstack/echo/v4"
+
+	"github.com/sloworks/broker/binding"
+	"github.com/sloworks/broker/db"
+)
+
+// Attribute is one attribute of the IdP's assertion, as kept in the broker session.
+type Attribute struct {
+	Name         string   `json:"name"`
+	NameFormat   string   `json:"name_format,omitempty"`
+	FriendlyName string   `json:"friendly_name,omitempty"`
+	Values       []string `json:"values"`
+}
+
+// spACS receives the IdP's Response (POST binding), checks it, opens or extends the broker
+// session, and signs the user in to the app that asked.
+func (h *Handler) spACS(c echo.Context) error {
+	t, err := h.tenant(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	doc, err := binding.DecodePOST(c.Request().PostFormValue("SAMLResponse"))
+	if err != nil {
+		return refuse(ReasonMalformed, err, "decode POST Response")
+	}
+	root, err := parseXML(doc, "Response")
+	if err != nil {
+		return err
+	}
+	now := h.now()
+	// The pending request is taken before the checks: each request gets one answer, good or bad.
+	inResponseTo := peekInResponseTo(root)
+	if inResponseTo == "" {
+		return refuse(ReasonInResponseTo, nil, "unsolicited Response (no InResponseTo); sign in from the application")
+	}
+	pending, err := h.store.TakePendingRequest(ctx, t.ID, inResponseTo, now)
+	if errors.Is(err, db.ErrNotFound) {
+		return refuse(ReasonInResponseTo, err, "no pending request %q for tenant %s (unknown, expired or already answered)", inResponseTo, t.Slug)
+	}
+	if err != nil {
+		return err
+	}
+	conn, up, err := h.tenants.Connection(ctx, t.ID, pending.ConnectionID)
+	if errors.Is(err, db.ErrNotFound) {
+		return &PageError{Status: http.StatusConflict, Message: "The identity provider connection was removed during sign-in. Start again from the application.", Err: err}
+	}
+	if err != nil {
+		return err
+	}
+	checked, err := h.checkResponse(root, responseExpectation{
+		acsURL:    h.acsURL(t.Slug),
+		audience:  h.SPEntityID(t.Slug),
+		requestID: pending.ID,
+		upstream:  up,
+		now:       now,
+	})
+	if err != nil {
+		return err
+	}
+	a := &checked.assertion
+	fresh, err := h.store.MarkSeen(ctx, t.ID, "assertion|"+conn.ID+"|"+a.ID, checked.expires)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		return refuse(ReasonReplay, nil, "assertion %s from %s was already used", a.ID, up.EntityID)
+	}
+	app, err := h.tenants.App(ctx, t.ID, pending.AppID)
+	if errors.Is(err, db.ErrNotFound) {
+		return &PageError{Status: http.StatusConflict, Message: "The application was removed during sign-in.", Err: err}
+	}
+	if err != nil {
+		return err
+	}
+	sp, err := h.tenants.AppMetadata(app)
+	if err != nil {
+		return err
+	}
+	sess, err := h.openSession(c, t, conn, checked)
+	if err != nil {
+		return err
+	}
+	h.logger.InfoContext(ctx, "signed in at idp", "tenant", t.Slug, "idp", up.EntityID, "session", sess.ID, "app", app.Name)
+	return h.issue(c, t, sess, app, sp, issueTarget{acs: pending.ACSURL, inResponseTo: pending.AppRequestID, relayState: pending.RelayState, nameIDFormat: pending.NameIDFormat})
+}
+
+// openSession extends the browser's session when it is the same user at the same IdP, else
+// creates a new one and sets its cookie.
+func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection, checked *checkedResponse) (*db.Session, error) {
+	ctx := c.Request().Context()
+	a := &checked.assertion
+	nameID := a.Subject.NameID
+	sessionIndex := a.AuthnStatements[0].SessionIndex
+	now := h.now()
+	cur, err := h.currentSession(c, t)
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil && cur.ConnectionID == conn.ID && cur.NameID == nameID.Value && cur.NameIDFormat == nameID.Format && cur.UpstreamSessionIndex == sessionIndex {
+		cur.ExpiresAt = now.Add(h.cfg.SessionLifetime)
+		if err := h.store.UpdateSession(ctx, cur); err != nil {
+			return nil, err
+		}
+		return cur, nil
+	}
+	var attrs []Attribute
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			out := Attribute{Name: at.Name, NameFormat: at.NameFormat, FriendlyName: at.FriendlyName, Values: []string{}}
+			for _, v := range at.Values {
+				out.Values = append(out.Values, v.Value)
+			}
+			attrs = append(attrs, out)
+		}
+	}
+	attrJSON, err := json.Marshal(attrs)
+	if err != nil {
+		return nil, err
+	}
+	secret := newSecret()
+	s := &db.Session{
+		TenantID:             t.ID,
+		ConnectionID:         conn.ID,
+		CookieHash:           cookieHash(secret),
+		NameID:               nameID.Value,
+		NameIDFormat:         nameID.Format,
+		NameQualifier:        nameID.NameQualifier,
+		SPNameQualifier:      nameID.SPNameQualifier,
+		UpstreamSessionIndex: sessionIndex,
+		Attributes:           attrJSON,
+		CreatedAt:            now,
+		ExpiresAt:            now.Add(h.cfg.SessionLifetime),
+	}
+	if sno := a.AuthnStatements[0].SessionNotOnOrAfter; sno != nil && sno.Before(s.ExpiresAt) {
+		s.ExpiresAt = sno.UTC()
+	}
+	if err := h.store.CreateSession(ctx, s); err != nil {
+		return nil, err
+	}
+	h.setSessionCookie(c, t.Slug, secret, s.ExpiresAt)
+	return s, nil
+}
+
+// attributes decodes a session's attributes into SAML attributes for an app.
+func attributes(s *db.Session) ([]saml.Attribute, error) {
+	var attrs []Attribute
+	if len(s.Attributes) > 0 {
+		if err := json.Unmarshal(s.Attributes, &attrs); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]saml.Attribute, 0, len(attrs))
+	for _, at := range attrs {
+		sa := saml.Attribute{Name: at.Name, NameFormat: at.NameFormat, FriendlyName: at.FriendlyName}
+		for _, v := range at.Values {
+			sa.Values = append(sa.Values, saml.AttributeValue{Type: "xs:string", Value: v})
+		}
+		out = append(out, sa)
+	}
+	return out, nil
+}

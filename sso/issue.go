@@ -67,13 +67,13 @@ func (h *Handler) participant(ctx context.Context, slug string, s *db.Session, a
 		AppID:        app.ID,
 		NameID:       s.NameID,
 		NameIDFormat: s.NameIDFormat,
-		SessionIndex: newID(),
+		SessionIndex: h.cfg.NewID(),
 		CreatedAt:    h.now(),
 	}
 	// A transient NameID (asked for by the app, or the IdP's own) is never passed on: each app
 	// gets its own, so one app cannot correlate with another (saml-core 8.3.8).
 	if wantFormat == string(saml.TransientNameIDFormat) || s.NameIDFormat == string(saml.TransientNameIDFormat) {
-		p.NameID = newID()
+		p.NameID = h.cfg.NewID()
 		p.NameIDFormat = string(saml.TransientNameIDFormat)
 	}
 	if p.NameIDFormat == "" {
@@ -96,7 +96,7 @@ func (h *Handler) BuildResponse(slug string, kp *keys.KeyPair, s *db.Session, p 
 	notOnOrAfter := now.Add(h.cfg.AssertionLifetime)
 	sessionEnd := s.ExpiresAt.UTC()
 	a := &saml.Assertion{
-		ID:           newID(),
+		ID:           h.cfg.NewID(),
 		IssueInstant: now,
 		Version:      "2.0",
 		Issuer:       saml.Issuer{Format: entityFormat, Value: idp},
@@ -131,7 +131,7 @@ func (h *Handler) BuildResponse(slug string, kp *keys.KeyPair, s *db.Session, p 
 		return nil, err
 	}
 	resp := &saml.Response{
-		ID:           newID(),
+		ID:           h.cfg.NewID(),
 		InResponseTo: tgt.inResponseTo,
 		Version:      "2.0",
 		IssueInstant: now,
@@ -160,7 +160,7 @@ func (h *Handler) issueStatus(c echo.Context, t *db.Tenant, app *db.App, tgt iss
 		st.StatusCode.StatusCode = &saml.StatusCode{Value: subCode}
 	}
 	resp := &saml.Response{
-		ID:           newID(),
+		ID:           h.cfg.NewID(),
 		InResponseTo: tgt.inResponseTo,
 		Version:      "2.0",
 		IssueInstant: h.now(),

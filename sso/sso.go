@@ -42,6 +42,9 @@ type Config struct {
 	MaxIssueDelay time.Duration
 	// AssertionLifetime is how long the assertions the broker issues are valid.
 	AssertionLifetime time.Duration
+	// NewID makes SAML IDs, SessionIndexes and transient NameIDs; nil: 160 random bits.
+	// Tests inject a counter to get deterministic golden files.
+	NewID func() string
 }
 
 // Defaults fills zero fields with the defaults.
@@ -60,6 +63,9 @@ func (c *Config) Defaults() {
 	}
 	if c.AssertionLifetime == 0 {
 		c.AssertionLifetime = 5 * time.Minute
+	}
+	if c.NewID == nil {
+		c.NewID = randomID
 	}
 }
 
@@ -119,8 +125,8 @@ func (h *Handler) tenant(c echo.Context) (*db.Tenant, error) {
 	return t, nil
 }
 
-// newID returns a SAML ID: an NCName ("_" then 40 hex digits, 160 random bits).
-func newID() string {
+// randomID returns a SAML ID: an NCName ("_" then 40 hex digits, 160 random bits).
+func randomID() string {
 	b := make([]byte, 20)
 	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return "_" + hex.EncodeToString(b)

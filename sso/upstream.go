@@ -79,7 +79,7 @@ func (h *Handler) startUpstream(c echo.Context, t *db.Tenant, ar *appRequest) er
 	}
 	now := h.now()
 	p := &db.PendingRequest{
-		ID:           newID(),
+		ID:           h.cfg.NewID(),
 		TenantID:     t.ID,
 		ConnectionID: conn.ID,
 		AppID:        ar.app.ID,

@@ -1,0 +1,352 @@
+package sso_test
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	"github.com/labstack/echo/v4"
+
+	"github.com/sloworks/broker/binding"
+	"github.com/sloworks/broker/db"
+	"github.com/sloworks/broker/db/sqlite"
+	"github.com/sloworks/broker/keys"
+	"github.com/sloworks/broker/keys/local"
+	"github.com/sloworks/broker/providers"
+	"github.com/sloworks/broker/providers/generic"
+	"github.com/sloworks/broker/sso"
+	"github.com/sloworks/broker/tenants"
+)
+
+// peerKey is an RSA key and certificate of a test IdP or app. Keys are made once per process:
+// RSA generation is slow.
+type peerKey struct {
+	key  *rsa.PrivateKey
+	cert *x509.Certificate
+}
+
+var (
+	peerKeysMu sync.Mutex
+	peerKeys   = map[string]*peerKey{}
+)
+
+func testKey(t testing.TB, name string) *peerKey {
+	peerKeysMu.Lock()
+	defer peerKeysMu.Unlock()
+	if k, ok := peerKeys[name]; ok {
+		return k
+	}
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := keys.SelfSignedCertificate(k, name, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerKeys[name] = &peerKey{k, cert}
+	return peerKeys[name]
+}
+
+// testIdP is a tenant's upstream IdP, played by the test: it makes signed Responses.
+type testIdP struct {
+	entityID string
+	ssoURL   string
+	*peerKey
+}
+
+// testApp is a downstream SP, played by the test.
+type testApp struct {
+	entityID string
+	acs      string
+	signs    bool
+	*peerKey
+}
+
+type tenantFixture struct {
+	tenant *db.Tenant
+	idp    *testIdP
+	apps   []*testApp
+}
+
+// harness is a broker on an httptest server with real SQLite and local keys, and test IdPs and
+// apps for two tenants, acme and beta.
+type harness struct {
+	t       testing.TB
+	srv     *httptest.Server
+	store   *sqlite.Store
+	tenants *tenants.Service
+	sso     *sso.Handler
+	keys    keys.Source
+	logs    *bytes.Buffer
+	fx      map[string]*tenantFixture
+}
+
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	h := &harness{t: t, fx: map[string]*tenantFixture{}, logs: &bytes.Buffer{}}
+	var handler http.Handler
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(h.srv.Close)
+	dir := t.TempDir()
+	store, err := sqlite.Open(filepath.Join(dir, "broker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h.store = store
+	ks, err := local.New(filepath.Join(dir, "keys"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.keys = ks
+	logger := slog.New(slog.NewTextHandler(syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.tenants = tenants.New(store, ks, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: http.DefaultClient}, logger)
+	base, _ := url.Parse(h.srv.URL)
+	h.sso = sso.New(sso.Config{BaseURL: base}, h.tenants, store, ks, logger, nil)
+	e := echo.New()
+	e.HTTPErrorHandler = sso.HTTPErrorHandler(logger)
+	h.sso.Register(e)
+	handler = e
+
+	for _, slug := range []string{"acme", "beta"} {
+		h.addTenant(slug)
+	}
+	return h
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s syncWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+func (h *harness) addTenant(slug string) *tenantFixture {
+	ctx := context.Background()
+	tn, err := h.tenants.CreateTenant(ctx, slug, strings.ToUpper(slug))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	idp := &testIdP{entityID: "https://idp." + slug + ".example/metadata", ssoURL: "https://idp." + slug + ".example/sso", peerKey: testKey(h.t, "idp-"+slug)}
+	cfg, _ := json.Marshal(map[string]string{"metadata_xml": string(idp.metadata(h.t))})
+	if _, _, err := h.tenants.CreateConnection(ctx, tn, "generic", "idp", cfg); err != nil {
+		h.t.Fatal(err)
+	}
+	fx := &tenantFixture{tenant: tn, idp: idp}
+	for _, name := range []string{"wiki", "crm"} {
+		app := &testApp{entityID: "https://" + name + "." + slug + ".example/metadata", acs: "https://" + name + "." + slug + ".example/acs", peerKey: testKey(h.t, "app-"+name)}
+		if _, _, err := h.tenants.CreateApp(ctx, tn, tenants.AppInput{Name: name, MetadataXML: string(app.metadata(h.t))}); err != nil {
+			h.t.Fatal(err)
+		}
+		fx.apps = append(fx.apps, app)
+	}
+	h.fx[slug] = fx
+	return fx
+}
+
+func certData(c *x509.Certificate) []saml.KeyDescriptor {
+	return []saml.KeyDescriptor{{Use: "signing", KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{{Data: base64.StdEncoding.EncodeToString(c.Raw)}}}}}}
+}
+
+func (i *testIdP) metadata(t testing.TB) []byte {
+	ed := saml.EntityDescriptor{EntityID: i.entityID, IDPSSODescriptors: []saml.IDPSSODescriptor{{
+		SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol", KeyDescriptors: certData(i.cert)}},
+		SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: i.ssoURL}},
+	}}}
+	b, err := xml.Marshal(ed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (a *testApp) metadata(t testing.TB) []byte {
+	signs := a.signs
+	ed := saml.EntityDescriptor{EntityID: a.entityID, SPSSODescriptors: []saml.SPSSODescriptor{{
+		SSODescriptor:             saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol", KeyDescriptors: certData(a.cert)}},
+		AuthnRequestsSigned:       &signs,
+		AssertionConsumerServices: []saml.IndexedEndpoint{{Binding: saml.HTTPPostBinding, Location: a.acs, Index: 0}},
+	}}}
+	b, err := xml.Marshal(ed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// browser is one user agent: a cookie jar, redirects not followed.
+type browser struct {
+	h *harness
+	c *http.Client
+}
+
+func (h *harness) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{h: h, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type result struct {
+	status   int
+	location string
+	body     string
+}
+
+func (b *browser) do(req *http.Request) result {
+	b.h.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return result{status: resp.StatusCode, location: resp.Header.Get("Location"), body: string(body)}
+}
+
+func (b *browser) get(u string) result {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return b.do(req)
+}
+
+func (b *browser) post(u string, form url.Values) result {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// authnRequest is an app's AuthnRequest, as XML.
+func (a *testApp) authnRequest(dest, id, acs string) []byte {
+	req := saml.AuthnRequest{ID: id, Version: "2.0", IssueInstant: time.Now().UTC(), Destination: dest, AssertionConsumerServiceURL: acs,
+		Issuer: &saml.Issuer{Value: a.entityID}}
+	d := etree.NewDocument()
+	d.SetRoot(req.Element())
+	b, _ := d.WriteToBytes()
+	return b
+}
+
+func deflate(b []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestCompression)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+func (h *harness) url(slug, path string) string { return h.srv.URL + "/t/" + slug + path }
+
+// startLogin sends the app's AuthnRequest over Redirect and returns the broker's answer.
+func (b *browser) startLogin(slug string, app *testApp, relayState string) result {
+	msg := app.authnRequest(b.h.url(slug, "/idp/sso"), "_req"+randHex(), "")
+	q := "SAMLRequest=" + url.QueryEscape(base64.StdEncoding.EncodeToString(deflate(msg)))
+	if relayState != "" {
+		q += "&RelayState=" + url.QueryEscape(relayState)
+	}
+	return b.get(b.h.url(slug, "/idp/sso") + "?" + q)
+}
+
+// upstreamRequest decodes the broker's AuthnRequest from its redirect to the IdP.
+func (h *harness) upstreamRequest(r result) *saml.AuthnRequest {
+	h.t.Helper()
+	if r.status != http.StatusFound {
+		h.t.Fatalf("want a redirect to the IdP, got %d: %s", r.status, r.body)
+	}
+	u, err := url.Parse(r.location)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	rd, err := binding.DecodeRedirect(u.RawQuery)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var req saml.AuthnRequest
+	if err := xml.Unmarshal(rd.XML, &req); err != nil {
+		h.t.Fatal(err)
+	}
+	return &req
+}
+
+func randHex() string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return strings.ToLower(strings.TrimRight(base32hex(b), "="))
+}
+
+func base32hex(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}
+
+var formRE = regexp.MustCompile(`(?s)<form method="post" action="([^"]*)".*?name="(SAMLResponse|SAMLRequest)" value="([^"]*)"(?:.*?name="RelayState" value="([^"]*)")?`)
+
+// postedForm is an auto-submitting form the broker rendered.
+type postedForm struct {
+	action, param, relayState string
+	xml                       []byte
+}
+
+func parseForm(t testing.TB, body string) *postedForm {
+	t.Helper()
+	m := formRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no SAML POST form in: %s", body)
+	}
+	b, err := base64.StdEncoding.DecodeString(html.UnescapeString(m[3]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &postedForm{action: html.UnescapeString(m[1]), param: m[2], relayState: html.UnescapeString(m[4]), xml: b}
+}
+
+func (h *harness) sessions(slug string) []db.Session {
+	h.t.Helper()
+	ss, err := h.store.ListSessions(context.Background(), h.fx[slug].tenant.ID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ss
+}
+
+// brokerCert is the tenant's signing certificate as its IdP metadata publishes it.
+func (h *harness) brokerCert(slug string) *x509.Certificate {
+	h.t.Helper()
+	resp, err := http.Get(h.url(slug, "/idp/metadata"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ed saml.EntityDescriptor
+	if err := xml.NewDecoder(resp.Body).Decode(&ed); err != nil {
+		h.t.Fatal(err)
+	}
+	der, _ := base64.StdEncoding.DecodeString(ed.IDPSSODescriptors[0].KeyDescriptors[0].KeyInfo.X509Data.X509Certificates[0].Data)
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}

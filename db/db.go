@@ -66,10 +66,10 @@ type Session struct {
 	// stored.
 	CookieHash string
 	// NameID, NameIDFormat and the qualifiers are the subject as the IdP issued it.
-	NameID              string
-	NameIDFormat        string
-	NameQualifier       string
-	SPNameQualifier     string
+	NameID               string
+	NameIDFormat         string
+	NameQualifier        string
+	SPNameQualifier      string
 	UpstreamSessionIndex string
 	// Attributes is the IdP's attribute statement as JSON ([{"name","values"}]).
 	Attributes []byte

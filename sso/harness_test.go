@@ -172,7 +172,7 @@ func certData(c *x509.Certificate) []saml.KeyDescriptor {
 
 func (i *testIdP) metadata(t testing.TB) []byte {
 	ed := saml.EntityDescriptor{EntityID: i.entityID, IDPSSODescriptors: []saml.IDPSSODescriptor{{
-		SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol", KeyDescriptors: certData(i.cert)}},
+		SSODescriptor:        saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol", KeyDescriptors: certData(i.cert)}},
 		SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: i.ssoURL}},
 	}}}
 	b, err := xml.Marshal(ed)

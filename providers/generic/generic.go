@@ -37,7 +37,7 @@ func New() *Provider { return &Provider{} }
 // metadata_url and metadata_xml must be given.
 func DecodeConfig(raw []byte) (*Config, error) {
 	var c Config
-	if len(bytes.TrimSpace(raw)) == 0 {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
 		return nil, &providers.ConfigError{Field: "config", Message: "config is required: give metadata_url or metadata_xml"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

@@ -29,7 +29,7 @@ func ParseIdP(doc []byte, allowHTTP bool) (*IdP, error) {
 		return nil, errorf("metadata has no entityID")
 	}
 	d := ed.IDPSSODescriptors[0]
-	idp := &IdP{EntityID: ed.EntityID, SSO: d.SingleSignOnServices, SLO: d.SingleLogoutServices}
+	idp := &IdP{EntityID: ed.EntityID, SSO: usable(d.SingleSignOnServices), SLO: usable(d.SingleLogoutServices)}
 	if d.WantAuthnRequestsSigned != nil {
 		idp.WantAuthnRequestsSigned = *d.WantAuthnRequestsSigned
 	}
@@ -82,7 +82,7 @@ func ParseSP(doc []byte, allowHTTP bool) (*SP, error) {
 		return nil, errorf("metadata has no entityID")
 	}
 	d := ed.SPSSODescriptors[0]
-	sp := &SP{EntityID: ed.EntityID, SLO: d.SingleLogoutServices}
+	sp := &SP{EntityID: ed.EntityID, SLO: usable(d.SingleLogoutServices)}
 	if d.AuthnRequestsSigned != nil {
 		sp.AuthnRequestsSigned = *d.AuthnRequestsSigned
 	}
@@ -90,6 +90,11 @@ func ParseSP(doc []byte, allowHTTP bool) (*SP, error) {
 		sp.WantAssertionsSigned = *d.WantAssertionsSigned
 	}
 	for _, a := range d.AssertionConsumerServices {
+		// The broker answers over HTTP-POST only; SAML 1 and Artifact ACSs (SimpleSAMLphp lists
+		// both) are not for it, and crewjam/saml blanks the Location of bindings it does not know.
+		if a.Binding != saml.HTTPPostBinding {
+			continue
+		}
 		if err := CheckURL(a.Location, allowHTTP); err != nil {
 			return nil, errorf("AssertionConsumerService Location: %v", err)
 		}
@@ -112,6 +117,19 @@ func ParseSP(doc []byte, allowHTTP bool) (*SP, error) {
 		return nil, err
 	}
 	return sp, nil
+}
+
+// usable keeps the endpoints whose binding the broker speaks (Redirect, POST, SOAP); the rest
+// (Artifact, SAML 1, PAOS) are ignored rather than refused.
+func usable(eps []saml.Endpoint) []saml.Endpoint {
+	var out []saml.Endpoint
+	for _, e := range eps {
+		switch e.Binding {
+		case saml.HTTPRedirectBinding, saml.HTTPPostBinding, saml.SOAPBinding:
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (sp *SP) postACS() int {

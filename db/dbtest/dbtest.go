@@ -85,6 +85,14 @@ type env struct {
 // t0 is the suite's base time, in the future and of microsecond precision.
 var t0 = time.Date(2031, 5, 6, 7, 8, 9, 123456000, time.UTC)
 
+// key maps the IDs of the ListOrder tests to unique keys (names, cookie hashes) that sort the
+// other way among the rows created at the same time.
+var key = map[string]string{
+	"c1": "k3", "c2": "k2", "c3": "k1",
+	"a1": "k3", "a2": "k2", "a3": "k1",
+	"s1": "k3", "s2": "k2", "s3": "k1",
+}
+
 // cmpOpts compares records: times by Equal (cmp's default for types with an Equal method), nil
 // and empty slices alike.
 var cmpOpts = cmp.Options{cmpopts.EquateEmpty()}

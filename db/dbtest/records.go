@@ -134,16 +134,18 @@ var connectionTests = []test{
 	}},
 	{"ListOrder", func(h *env) {
 		t := h.tenant("acme")
+		// Names and entity IDs sort against the IDs, so an index on them cannot fake the order.
 		for i, id := range []string{"c3", "c1", "c2"} {
-			c := db.Connection{ID: id, TenantID: t.ID, Name: id, EntityID: id, CreatedAt: t0.Add(time.Duration(i%2) * time.Second)}
+			k := key[id]
+			c := db.Connection{ID: id, TenantID: t.ID, Name: k, EntityID: k, CreatedAt: t0.Add(time.Duration(i%2) * time.Second)}
 			h.ok("create", h.s.CreateConnection(h.ctx, &c))
 		}
 		list, err := h.s.ListConnections(h.ctx, t.ID)
 		h.ok("list", err)
 		h.equal("list", []db.Connection{
-			{ID: "c2", TenantID: t.ID, Name: "c2", EntityID: "c2", CreatedAt: t0},
-			{ID: "c3", TenantID: t.ID, Name: "c3", EntityID: "c3", CreatedAt: t0},
-			{ID: "c1", TenantID: t.ID, Name: "c1", EntityID: "c1", CreatedAt: t0.Add(time.Second)},
+			{ID: "c2", TenantID: t.ID, Name: "k2", EntityID: "k2", CreatedAt: t0},
+			{ID: "c3", TenantID: t.ID, Name: "k1", EntityID: "k1", CreatedAt: t0},
+			{ID: "c1", TenantID: t.ID, Name: "k3", EntityID: "k3", CreatedAt: t0.Add(time.Second)},
 		}, list)
 	}},
 	{"Conflicts", func(h *env) {
@@ -227,16 +229,18 @@ var appTests = []test{
 	}},
 	{"ListOrder", func(h *env) {
 		t := h.tenant("acme")
+		// Names and entity IDs sort against the IDs, so an index on them cannot fake the order.
 		for i, id := range []string{"a3", "a1", "a2"} {
-			a := db.App{ID: id, TenantID: t.ID, Name: id, EntityID: id, CreatedAt: t0.Add(time.Duration(i%2) * time.Second)}
+			k := key[id]
+			a := db.App{ID: id, TenantID: t.ID, Name: k, EntityID: k, CreatedAt: t0.Add(time.Duration(i%2) * time.Second)}
 			h.ok("create", h.s.CreateApp(h.ctx, &a))
 		}
 		list, err := h.s.ListApps(h.ctx, t.ID)
 		h.ok("list", err)
 		h.equal("list", []db.App{
-			{ID: "a2", TenantID: t.ID, Name: "a2", EntityID: "a2", CreatedAt: t0},
-			{ID: "a3", TenantID: t.ID, Name: "a3", EntityID: "a3", CreatedAt: t0},
-			{ID: "a1", TenantID: t.ID, Name: "a1", EntityID: "a1", CreatedAt: t0.Add(time.Second)},
+			{ID: "a2", TenantID: t.ID, Name: "k2", EntityID: "k2", CreatedAt: t0},
+			{ID: "a3", TenantID: t.ID, Name: "k1", EntityID: "k1", CreatedAt: t0},
+			{ID: "a1", TenantID: t.ID, Name: "k3", EntityID: "k3", CreatedAt: t0.Add(time.Second)},
 		}, list)
 	}},
 	{"Conflicts", func(h *env) {

@@ -715,7 +715,7 @@ func (replayRow) TableName() string { return "replay" }
 func (s *Store) MarkSeen(ctx context.Context, tenantID, messageID string, expiresAt time.Time) (bool, error) {
 	res := s.w.WithContext(ctx).Exec(`INSERT INTO replay (tenant_id, message_id, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (tenant_id, message_id) DO UPDATE SET expires_at = excluded.expires_at
-		WHERE replay.expires_at <= ? OR 1`, tenantID, messageID, micros(expiresAt), micros(s.now()))
+		WHERE replay.expires_at <= ?`, tenantID, messageID, micros(expiresAt), micros(s.now()))
 	if res.Error != nil {
 		return false, fmt.Errorf("mark seen: %w", translate(res.Error))
 	}

@@ -1,0 +1,13 @@
+<?php
+// Router for `php -S` serving SimpleSAMLphp (docroot /usr/share/simplesamlphp/www), used by ssp/run.sh.
+// Adds a tiny test app under /app/ (meaningful on SP instances): /app/login, /app/status (JSON).
+$path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
+if ($path === '/app' || strpos($path, '/app/') === 0) {
+    $page = basename($path === '/app' || $path === '/app/' ? 'status' : substr($path, 5));
+    $f = __DIR__ . '/app/' . preg_replace('/\.php$/', '', $page) . '.php';
+    if (!is_file($f)) { http_response_code(404); echo "no such app page\n"; return true; }
+    require '/usr/share/simplesamlphp/lib/_autoload.php';
+    require $f;
+    return true;
+}
+return false; // let the built-in server handle SSP files (incl. PATH_INFO like module.php/saml/sp/...)

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // MaxInflated is the largest message the Redirect binding inflates (a deflate bomb stops here).
@@ -172,19 +173,25 @@ func (r *Redirect) Verify(certs []*x509.Certificate, allowSHA1 bool) error {
 	return &Error{Reason: "Redirect query signature does not verify against the peer's certificates", Err: ErrBadSignature}
 }
 
+// flateWriters reuses compressors: a flate.Writer holds about a megabyte of state.
+var flateWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.DefaultCompression) // cannot fail for a valid level
+	return w
+}}
+
 // EncodeRedirect returns the URL that sends msg to dest over the Redirect binding. param is
 // "SAMLRequest" or "SAMLResponse". With a signer, the query is signed with sigAlg
 // (saml-bindings 3.4.4.1); the XML itself carries no signature.
 func EncodeRedirect(dest, param string, msg []byte, relayState string, signer crypto.Signer, sigAlg string) (string, error) {
 	var buf bytes.Buffer
-	fw, err := flate.NewWriter(&buf, flate.DefaultCompression)
+	fw := flateWriters.Get().(*flate.Writer)
+	fw.Reset(&buf)
+	_, err := fw.Write(msg)
+	if err == nil {
+		err = fw.Close()
+	}
+	flateWriters.Put(fw)
 	if err != nil {
-		return "", err
-	}
-	if _, err := fw.Write(msg); err != nil {
-		return "", err
-	}
-	if err := fw.Close(); err != nil {
 		return "", err
 	}
 	q := param + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(buf.Bytes()))

@@ -82,8 +82,9 @@ func (s *responseSpec) build(h *harness, idp *testIdP) []byte {
 		nid.CreateComment("x")
 		nid.CreateText(text[3:])
 	}
+	counted := countingSigner{signer.key, &h.idpSigs}
 	if s.signAssertion {
-		if err := binding.SignEnveloped(ael, signer.key, signer.cert, ""); err != nil {
+		if err := binding.SignEnveloped(ael, counted, signer.cert, ""); err != nil {
 			h.t.Fatal(err)
 		}
 	}
@@ -98,7 +99,7 @@ func (s *responseSpec) build(h *harness, idp *testIdP) []byte {
 	}
 	rel.AddChild(ael)
 	if s.signResponse {
-		if err := binding.SignEnveloped(rel, signer.key, signer.cert, ""); err != nil {
+		if err := binding.SignEnveloped(rel, counted, signer.cert, ""); err != nil {
 			h.t.Fatal(err)
 		}
 	}

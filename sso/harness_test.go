@@ -106,7 +106,7 @@ type harness struct {
 	logs    *bytes.Buffer
 	// brokerSigs and idpSigs count RSA signatures made by the broker and by the test IdPs.
 	brokerSigs, idpSigs atomic.Int64
-	fx      map[string]*tenantFixture
+	fx                  map[string]*tenantFixture
 }
 
 func newHarness(t testing.TB) *harness {

@@ -106,10 +106,14 @@ func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection,
 		return nil, err
 	}
 	if cur != nil && cur.ConnectionID == conn.ID && cur.NameID == nameID.Value && cur.NameIDFormat == nameID.Format && cur.UpstreamSessionIndex == sessionIndex {
+		// A fresh authentication extends the session and rotates its cookie secret.
+		secret := newSecret()
 		cur.ExpiresAt = now.Add(h.cfg.SessionLifetime)
+		cur.CookieHash = cookieHash(secret)
 		if err := h.store.UpdateSession(ctx, cur); err != nil {
 			return nil, err
 		}
+		h.setSessionCookie(c, t.Slug, secret, cur.ExpiresAt)
 		return cur, nil
 	}
 	var attrs []Attribute

@@ -47,9 +47,9 @@ var expiryTests = []test{
 		}
 		early, late := t0.Add(-time.Second), t0.Add(time.Second)
 		gone := []db.Session{
-			mk(a.ID, early, nil),                  // expired
-			mk(b.ID, t0.Add(time.Hour), &early),   // ended
-			mk(a.ID, t0.Add(-time.Hour), &early),  // both
+			mk(a.ID, early, nil),                 // expired
+			mk(b.ID, t0.Add(time.Hour), &early),  // ended
+			mk(a.ID, t0.Add(-time.Hour), &early), // both
 		}
 		kept := []db.Session{
 			mk(a.ID, t0.Add(time.Hour), nil),

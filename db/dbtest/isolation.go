@@ -83,6 +83,8 @@ var isolationTests = []test{
 		a, b := h.populate("a"), h.populate("b")
 		_, err := h.s.GetApp(h.ctx, b.tenant.ID, a.app.ID)
 		h.is("get", err, db.ErrNotFound)
+		// B's own app has the same entity ID as A's: without it, a lookup by entity ID under B
+		// can only find A's.
 		h.ok("delete B's own app", h.s.DeleteApp(h.ctx, b.tenant.ID, b.app.ID))
 		_, err = h.s.GetAppByEntityID(h.ctx, b.tenant.ID, a.app.EntityID)
 		h.is("get by entity ID", err, db.ErrNotFound)

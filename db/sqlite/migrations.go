@@ -30,6 +30,7 @@ type schemaMigration struct {
 	AppliedAt int64  `gorm:"column:applied_at;not null"` // Unix microseconds, UTC
 }
 
+// TableName is the schema_migrations table.
 func (schemaMigration) TableName() string { return "schema_migrations" }
 
 // migrate creates schema_migrations if needed and applies the missing migrations. Each step
@@ -87,6 +88,7 @@ type v1Tenant struct {
 	CreatedAt int64  `gorm:"column:created_at;not null;autoCreateTime:false"`
 }
 
+// TableName is the tenants table.
 func (v1Tenant) TableName() string { return "tenants" }
 
 type v1Connection struct {
@@ -101,6 +103,7 @@ type v1Connection struct {
 	Tenant    *v1Tenant `gorm:"foreignKey:TenantID;references:ID"`
 }
 
+// TableName is the connections table.
 func (v1Connection) TableName() string { return "connections" }
 
 type v1App struct {
@@ -115,6 +118,7 @@ type v1App struct {
 	Tenant       *v1Tenant `gorm:"foreignKey:TenantID;references:ID"`
 }
 
+// TableName is the apps table.
 func (v1App) TableName() string { return "apps" }
 
 type v1Session struct {
@@ -134,6 +138,7 @@ type v1Session struct {
 	Tenant               *v1Tenant `gorm:"foreignKey:TenantID;references:ID"`
 }
 
+// TableName is the sessions table.
 func (v1Session) TableName() string { return "sessions" }
 
 // v1SessionKey carries the (tenant_id, id) unique key of sessions that participants reference;
@@ -143,6 +148,7 @@ type v1SessionKey struct {
 	TenantID string `gorm:"column:tenant_id"`
 }
 
+// TableName is the sessions table.
 func (v1SessionKey) TableName() string { return "sessions" }
 
 type v1Participant struct {
@@ -159,6 +165,7 @@ type v1Participant struct {
 	Session         *v1SessionKey `gorm:"foreignKey:TenantID,SessionID;references:TenantID,ID"`
 }
 
+// TableName is the participants table.
 func (v1Participant) TableName() string { return "participants" }
 
 type v1PendingRequest struct {
@@ -175,6 +182,7 @@ type v1PendingRequest struct {
 	Tenant       *v1Tenant `gorm:"foreignKey:TenantID;references:ID"`
 }
 
+// TableName is the pending_requests table.
 func (v1PendingRequest) TableName() string { return "pending_requests" }
 
 type v1Replay struct {
@@ -184,6 +192,7 @@ type v1Replay struct {
 	Tenant    *v1Tenant `gorm:"foreignKey:TenantID;references:ID"`
 }
 
+// TableName is the replay table.
 func (v1Replay) TableName() string { return "replay" }
 
 func migrate1(tx *gorm.DB) error {

@@ -78,6 +78,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite: read pool size %d is not positive", o.readConns)
 	}
 	common := url.Values{"_busy_timeout": {"5000"}, "_foreign_keys": {"on"}}
+	// WAL with synchronous=NORMAL: no fsync per commit (a crash of the process loses nothing; a
+	// power cut can lose the last commits, e.g. a replay-cache entry of a still-valid assertion
+	// whose lifetime is minutes). FULL costs an fsync per sign-in step.
 	w, err := openPool(path, common, url.Values{"_journal_mode": {"WAL"}, "_synchronous": {"NORMAL"}, "_txlock": {"immediate"}}, 1, o.logger)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,7 +71,15 @@ func Fetch(ctx context.Context, client *http.Client, rawURL string, allowHTTP bo
 		return nil, &Error{Message: fmt.Sprintf("metadata URL %q: %v", rawURL, err), Err: err}
 	}
 	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
-	resp, err := client.Do(req)
+	// Every redirect hop must pass the same URL rules as the first URL.
+	c := *client
+	c.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		return CheckURL(r.URL.String(), allowHTTP)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, &Error{Message: fmt.Sprintf("metadata URL %q could not be fetched: %v", rawURL, err), Unreachable: true, Err: err}
 	}

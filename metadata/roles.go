@@ -63,7 +63,7 @@ type ACS struct {
 // SP is what the broker needs from a service provider's metadata.
 type SP struct {
 	EntityID string
-	// ACS are the app's assertion consumer services, default first, then by index.
+	// ACS are the app's HTTP-POST assertion consumer services, the default first.
 	ACS                  []ACS
 	SLO                  []saml.Endpoint
 	SigningCerts         []*x509.Certificate
@@ -89,6 +89,11 @@ func ParseSP(doc []byte, allowHTTP bool) (*SP, error) {
 	if d.WantAssertionsSigned != nil {
 		sp.WantAssertionsSigned = *d.WantAssertionsSigned
 	}
+	type rankedACS struct {
+		ACS
+		rank int // 0 isDefault="true", 1 unspecified, 2 isDefault="false"
+	}
+	var ranked []rankedACS
 	for _, a := range d.AssertionConsumerServices {
 		// The broker answers over HTTP-POST only; SAML 1 and Artifact ACSs (SimpleSAMLphp lists
 		// both) are not for it, and crewjam/saml blanks the Location of bindings it does not know.
@@ -98,14 +103,22 @@ func ParseSP(doc []byte, allowHTTP bool) (*SP, error) {
 		if err := CheckURL(a.Location, allowHTTP); err != nil {
 			return nil, errorf("AssertionConsumerService Location: %v", err)
 		}
-		sp.ACS = append(sp.ACS, ACS{Binding: a.Binding, Location: a.Location, Index: a.Index, IsDefault: a.IsDefault != nil && *a.IsDefault})
-	}
-	sort.SliceStable(sp.ACS, func(i, j int) bool {
-		if sp.ACS[i].IsDefault != sp.ACS[j].IsDefault {
-			return sp.ACS[i].IsDefault
+		rank := 1
+		if a.IsDefault != nil {
+			if *a.IsDefault {
+				rank = 0
+			} else {
+				rank = 2
+			}
 		}
-		return sp.ACS[i].Index < sp.ACS[j].Index
-	})
+		ranked = append(ranked, rankedACS{ACS{Binding: a.Binding, Location: a.Location, Index: a.Index, IsDefault: rank == 0}, rank})
+	}
+	// saml-metadata 2.2.3: the default endpoint is the first with isDefault="true", else the
+	// first without isDefault, else the first; document order otherwise.
+	sort.SliceStable(ranked, func(i, j int) bool { return ranked[i].rank < ranked[j].rank })
+	for _, r := range ranked {
+		sp.ACS = append(sp.ACS, r.ACS)
+	}
 	if sp.postACS() == 0 {
 		return nil, errorf("metadata of %q has no AssertionConsumerService with the HTTP-POST binding", ed.EntityID)
 	}

@@ -70,9 +70,13 @@ func (s *Source) KeyPair(ctx context.Context, tenantID string) (*keys.KeyPair, e
 	if err != nil {
 		return nil, err
 	}
-	kp, err := load(keyPath, certPath)
-	if errors.Is(err, fs.ErrNotExist) {
+	// Only a missing key file means a new tenant: a key is never overwritten, whatever else
+	// is wrong beside it.
+	var kp *keys.KeyPair
+	if _, err = os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
 		kp, err = s.create(tenantID, keyPath, certPath)
+	} else if err == nil {
+		kp, err = load(keyPath, certPath)
 	}
 	if err != nil {
 		return nil, err
@@ -123,6 +127,9 @@ func load(keyPath, certPath string) (*keys.KeyPair, error) {
 		return nil, fmt.Errorf("key file %s does not hold an RSA key", filepath.Base(keyPath))
 	}
 	certPEM, err := os.ReadFile(certPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("certificate file %s is missing beside its key; restore it from a backup (deleting %s as well starts over with a new key, and every app and IdP must then fetch the new metadata)", filepath.Base(certPath), filepath.Base(keyPath))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read certificate of %s: %w", filepath.Base(keyPath), err)
 	}

@@ -140,8 +140,16 @@ func DecodeRedirect(rawQuery string) (*Redirect, error) {
 
 // Inflate decompresses raw DEFLATE data, refusing more than MaxInflated bytes of output.
 func Inflate(deflated []byte) ([]byte, error) {
-	fr := flate.NewReader(bytes.NewReader(deflated))
-	defer fr.Close()
+	var fr io.ReadCloser
+	if r, ok := flateReaders.Get().(io.ReadCloser); ok {
+		if err := r.(flate.Resetter).Reset(bytes.NewReader(deflated), nil); err == nil {
+			fr = r
+		}
+	}
+	if fr == nil {
+		fr = flate.NewReader(bytes.NewReader(deflated))
+	}
+	defer flateReaders.Put(fr)
 	out, err := io.ReadAll(io.LimitReader(fr, MaxInflated+1))
 	if err != nil {
 		return nil, &Error{Reason: "message is not valid DEFLATE data", Err: err}
@@ -174,10 +182,14 @@ func (r *Redirect) Verify(certs []*x509.Certificate, allowSHA1 bool) error {
 }
 
 // flateWriters reuses compressors: a flate.Writer holds about a megabyte of state.
+// BestSpeed: SAML messages are a few kilobytes, and its encoder resets far more cheaply.
 var flateWriters = sync.Pool{New: func() any {
-	w, _ := flate.NewWriter(nil, flate.DefaultCompression) // cannot fail for a valid level
+	w, _ := flate.NewWriter(nil, flate.BestSpeed) // cannot fail for a valid level
 	return w
 }}
+
+// flateReaders reuses decompressors (each holds a 32 KiB window).
+var flateReaders sync.Pool
 
 // EncodeRedirect returns the URL that sends msg to dest over the Redirect binding. param is
 // "SAMLRequest" or "SAMLResponse". With a signer, the query is signed with sigAlg

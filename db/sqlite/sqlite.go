@@ -102,7 +102,7 @@ func openPool(path string, common, pragmas url.Values, conns int, l *slog.Logger
 	for k, v := range common {
 		pragmas[k] = v
 	}
-	cfg := &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: true}
+	cfg := &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: true, PrepareStmt: true}
 	if l != nil {
 		cfg.Logger = logger.NewSlogLogger(l, logger.Config{
 			LogLevel: logger.Warn, SlowThreshold: 200 * time.Millisecond,

@@ -21,6 +21,7 @@ type responseSpec struct {
 	issueInstant time.Time
 	notOnOrAfter time.Time
 	status       string
+	sessionIndex string // the IdP's SessionIndex; empty: one per assertion
 
 	signAssertion bool
 	signResponse  bool
@@ -50,6 +51,10 @@ func (h *harness) defaultResponse(slug, requestID string) *responseSpec {
 }
 
 func (s *responseSpec) assertion(nameID, id string) *saml.Assertion {
+	si := s.sessionIndex
+	if si == "" {
+		si = "_idpsession" + id
+	}
 	return &saml.Assertion{
 		ID: id, IssueInstant: s.issueInstant, Version: "2.0",
 		Issuer: saml.Issuer{Value: s.issuer},
@@ -61,7 +66,7 @@ func (s *responseSpec) assertion(nameID, id string) *saml.Assertion {
 		},
 		Conditions: &saml.Conditions{NotBefore: s.issueInstant.Add(-time.Minute), NotOnOrAfter: s.notOnOrAfter,
 			AudienceRestrictions: []saml.AudienceRestriction{{Audience: saml.Audience{Value: s.audience}}}},
-		AuthnStatements: []saml.AuthnStatement{{AuthnInstant: s.issueInstant, SessionIndex: "_idpsession" + id,
+		AuthnStatements: []saml.AuthnStatement{{AuthnInstant: s.issueInstant, SessionIndex: si,
 			AuthnContext: saml.AuthnContext{AuthnContextClassRef: &saml.AuthnContextClassRef{Value: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"}}}},
 		AttributeStatements: []saml.AttributeStatement{{Attributes: []saml.Attribute{{Name: "mail", Values: []saml.AttributeValue{{Type: "xs:string", Value: nameID}}}}}},
 	}

@@ -250,3 +250,57 @@ func TestHostileAuthnRequests(t *testing.T) {
 		t.Fatalf("replayed request: %d %s", r.status, r.body)
 	}
 }
+
+// TestForceAuthnExtendsSession: an app asking for ForceAuthn sends the user back to the IdP even
+// with a broker session; the same user's fresh Response in the same IdP session extends that
+// broker session (no second one) and rotates its cookie, so the old cookie signs no one in.
+func TestForceAuthnExtendsSession(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser()
+	wiki, crm := h.fx["acme"].apps[0], h.fx["acme"].apps[1]
+	r, spec := b.login("acme", wiki, nil)
+	verifyAppResponse(t, h, "acme", wiki, r, "state-1")
+	oldCookie := b.c.Jar.Cookies(mustURL(h.url("acme", "/")))
+
+	force := true
+	req := saml.AuthnRequest{ID: "_force1", Version: "2.0", IssueInstant: time.Now().UTC(), ForceAuthn: &force, Issuer: &saml.Issuer{Value: crm.entityID}}
+	d := etree.NewDocument()
+	d.SetRoot(req.Element())
+	msg, _ := d.WriteToBytes()
+	r2 := b.get(h.url("acme", "/idp/sso") + "?SAMLRequest=" + url.QueryEscape(base64.StdEncoding.EncodeToString(deflate(msg))))
+	up := h.upstreamRequest(r2) // to the IdP despite the session
+	if up.ForceAuthn == nil || !*up.ForceAuthn {
+		t.Error("upstream AuthnRequest does not carry ForceAuthn")
+	}
+	again := h.defaultResponse("acme", up.ID)
+	again.nameID = spec.nameID
+	again.sessionIndex = "_idpsession" + spec.assertionID
+	doc := again.build(h, h.fx["acme"].idp)
+	r3 := b.post(h.url("acme", "/sp/acs"), url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}})
+	verifyAppResponse(t, h, "acme", crm, r3, "")
+	ss := h.sessions("acme")
+	if len(ss) != 1 {
+		t.Fatalf("%d sessions; want the one session, extended", len(ss))
+	}
+	newCookie := b.c.Jar.Cookies(mustURL(h.url("acme", "/")))
+	if len(oldCookie) == 0 || len(newCookie) == 0 || oldCookie[0].Value == newCookie[0].Value {
+		t.Fatal("session cookie not rotated after a fresh sign-in")
+	}
+	// A browser holding the old cookie is sent to the IdP; the new cookie still signs in.
+	stale := h.browser()
+	stale.c.Jar.SetCookies(mustURL(h.url("acme", "/")), oldCookie)
+	if r := stale.startLogin("acme", wiki, ""); r.status != http.StatusFound {
+		t.Errorf("old cookie still signs in: %d", r.status)
+	}
+	if r := b.startLogin("acme", wiki, ""); r.status != http.StatusOK {
+		t.Errorf("new cookie does not sign in: %d %s", r.status, r.body)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}

@@ -18,7 +18,8 @@ import (
 	"strings"
 
 	"github.com/crewjam/saml"
-	xrv "github.com/mattermost/xml-roundtrip-validator"
+
+	"github.com/sloworks/broker/binding"
 )
 
 // MaxSize is the largest metadata document accepted (aggregates with one entity are small).
@@ -106,7 +107,7 @@ func entity(doc []byte, hasRole func(*saml.EntityDescriptor) bool, role string) 
 	if len(bytes.TrimSpace(doc)) == 0 {
 		return nil, errorf("metadata is empty")
 	}
-	if err := xrv.Validate(bytes.NewReader(doc)); err != nil {
+	if err := binding.ValidateRoundTrip(doc); err != nil {
 		return nil, &Error{Message: fmt.Sprintf("metadata is not well-formed XML: %v", err), Err: err}
 	}
 	dec := xml.NewDecoder(bytes.NewReader(doc))

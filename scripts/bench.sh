@@ -5,5 +5,6 @@
 # (BROKER_SOAK_LOGINS, default 100000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go test -run '^$' -bench BrokeredLogin -cpu 1 -benchtime "${BENCHTIME:-5s}" ./sso/
+go test -run '^$' -bench 'BrokeredLogin$' -cpu 1 -benchtime "${BENCHTIME:-5s}" ./sso/
+go test -run '^$' -bench 'BrokeredLoginParallel' -cpu "$(nproc)" -benchtime "${BENCHTIME:-5s}" ./sso/
 BROKER_SOAK_LOGINS="${BROKER_SOAK_LOGINS:-100000}" go test -count=1 -run TestStateBoundedAcrossLogins -v -timeout 60m ./sso/ | grep -E 'logins:|swept|^(ok|FAIL|---)'

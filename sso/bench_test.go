@@ -13,6 +13,8 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +109,51 @@ func benchLogin(b *testing.B, browserFor func(*harness) *browser) {
 	b.ReportMetric(brokerSigs, "broker-sigs/login")
 	b.ReportMetric(brokerPerSec/(signsPerSec/brokerSigs), "broker-ratio")
 	b.ReportMetric(signsPerSec, "rsa-signs/s")
+}
+
+// BenchmarkBrokeredLoginParallel runs sign-ins from as many concurrent browsers as there are
+// cores (GOMAXPROCS) and reports logins/s per core beside RSA signs/s per core measured in the
+// same run, each core signing on its own.
+func BenchmarkBrokeredLoginParallel(b *testing.B) {
+	h := newHarness(b)
+	cert := h.brokerCert("acme")
+	oneLogin(b, h, cert, h.inProcessBrowser())
+	h.brokerSigs.Store(0)
+	h.idpSigs.Store(0)
+	var n atomic.Int64
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			oneLogin(b, h, cert, h.inProcessBrowser())
+			n.Add(1)
+		}
+	})
+	elapsed := time.Since(start)
+	cores := float64(runtime.GOMAXPROCS(0))
+	// RSA signing on every core at once, as the logins did.
+	var signs atomic.Int64
+	sstart := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < int(cores); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := testKey(b, "calibration").key
+			digest := sha256.Sum256([]byte("calibration"))
+			for j := 0; j < 200; j++ {
+				k.Sign(rand.Reader, digest[:], crypto.SHA256)
+				signs.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	signsPerCore := float64(signs.Load()) / time.Since(sstart).Seconds() / cores
+	perCore := float64(n.Load()) / elapsed.Seconds() / cores
+	sigs := float64(h.brokerSigs.Load()+h.idpSigs.Load()) / float64(n.Load())
+	b.ReportMetric(perCore, "logins/s/core")
+	b.ReportMetric(sigs, "sigs/login")
+	b.ReportMetric(signsPerCore, "rsa-signs/s/core")
+	b.ReportMetric(perCore/(signsPerCore/sigs), "ratio")
 }
 
 // TestStateBoundedAcrossLogins runs many sign-ins and checks that the process heap does not grow

@@ -297,11 +297,15 @@ func (a *testApp) authnRequest(dest, id, acs string) []byte {
 	return b
 }
 
+var deflaters = sync.Pool{New: func() any { w, _ := flate.NewWriter(nil, flate.BestSpeed); return w }}
+
 func deflate(b []byte) []byte {
 	var buf bytes.Buffer
-	w, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	w := deflaters.Get().(*flate.Writer)
+	w.Reset(&buf)
 	w.Write(b)
 	w.Close()
+	deflaters.Put(w)
 	return buf.Bytes()
 }
 

@@ -1,7 +1,6 @@
 package sso
 
 import (
-	"bytes"
 	"encoding/xml"
 	"errors"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"github.com/labstack/echo/v4"
-	xrv "github.com/mattermost/xml-roundtrip-validator"
 
 	"github.com/sloworks/broker/binding"
 	"github.com/sloworks/broker/db"
@@ -177,7 +175,7 @@ func (h *Handler) readAuthnRequest(c echo.Context, t *db.Tenant) (*appRequest, e
 // parseXML checks that doc is well-formed XML that round-trips through encoding/xml (no
 // parser differentials), and that its root is the named SAML protocol element.
 func parseXML(doc []byte, wantRoot string) (*etree.Element, error) {
-	if err := xrv.Validate(bytes.NewReader(doc)); err != nil {
+	if err := binding.ValidateRoundTrip(doc); err != nil {
 		return nil, refuse(ReasonMalformed, err, "%s is not well-formed XML", wantRoot)
 	}
 	d := etree.NewDocument()

@@ -1,0 +1,156 @@
+package binding
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+)
+
+// ValidateRoundTrip refuses XML that does not survive a round trip through encoding/xml token by
+// token: names with several colons, odd namespace declarations and the other shapes on which
+// encoding/xml and an XML signature library could read different documents from the same bytes.
+//
+// It makes the check of github.com/mattermost/xml-roundtrip-validator (Apache License 2.0), whose
+// token comparison it follows, with one decoder straight over the bytes and a reused encoder
+// buffer instead of a byte-at-a-time reader and a new encoder per token; FuzzRoundTripReference
+// checks that both accept and refuse the same documents.
+func ValidateRoundTrip(doc []byte) error {
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	dec.Strict = false
+	dec.CharsetReader = func(_ string, input io.Reader) (io.Reader, error) { return input, nil }
+	rt := &roundTripper{}
+	rt.w = bufio.NewWriterSize(&rt.buf, 4096)
+	for {
+		offset := dec.InputOffset()
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := rt.check(tok); err != nil {
+			line := bytes.Count(doc[:offset], []byte{'\n'}) + 1
+			return fmt.Errorf("xml round trip: in token at line %d, byte %d: %w", line, offset, err)
+		}
+	}
+}
+
+type roundTripper struct {
+	buf bytes.Buffer
+	w   *bufio.Writer
+	r   bytes.Reader
+}
+
+// check encodes one token, decodes it again and compares.
+func (rt *roundTripper) check(before xml.Token) error {
+	rt.buf.Reset()
+	rt.w.Reset(&rt.buf)
+	enc := xml.NewEncoder(rt.w) // reuses rt.w: bufio.NewWriter returns a large-enough *bufio.Writer as is
+	if end, ok := before.(xml.EndElement); ok {
+		// xml.Encoder wants a StartElement for every EndElement.
+		if err := enc.EncodeToken(xml.StartElement{Name: end.Name}); err != nil {
+			return err
+		}
+	}
+	if err := enc.EncodeToken(before); err != nil {
+		return err
+	}
+	if err := enc.Flush(); err != nil {
+		return err
+	}
+	encoded := rt.buf.Bytes()
+	rt.r.Reset(encoded)
+	dec := xml.NewDecoder(&rt.r)
+	dec.CharsetReader = func(_ string, input io.Reader) (io.Reader, error) { return input, nil }
+	if _, ok := before.(xml.EndElement); ok {
+		if _, err := dec.RawToken(); err != nil {
+			return err
+		}
+	}
+	after, err := dec.RawToken()
+	if err != nil {
+		return err
+	}
+	if !tokenEquals(before, after) {
+		return fmt.Errorf("expected %v, observed %v", before, after)
+	}
+	if off := dec.InputOffset(); off != int64(len(encoded)) {
+		return fmt.Errorf("unexpected overflow after token: %s", encoded[off:])
+	}
+	return nil
+}
+
+func tokenEquals(before, after xml.Token) bool {
+	switch t1 := before.(type) {
+	case xml.CharData:
+		t2, ok := after.(xml.CharData)
+		return ok && bytes.Equal(t1, t2)
+	case xml.Comment:
+		t2, ok := after.(xml.Comment)
+		return ok && bytes.Equal(t1, t2)
+	case xml.Directive:
+		t2, ok := after.(xml.Directive)
+		return ok && bytes.Equal(t1, t2)
+	case xml.EndElement:
+		t2, ok := after.(xml.EndElement)
+		// the local name must survive; namespace prefixes are erased
+		return ok && t1.Name.Local == t2.Name.Local && t2.Name.Space == ""
+	case xml.ProcInst:
+		t2, ok := after.(xml.ProcInst)
+		return ok && t1.Target == t2.Target && bytes.Equal(t1.Inst, t2.Inst)
+	case xml.StartElement:
+		t2, ok := after.(xml.StartElement)
+		if !ok {
+			return false
+		}
+		fixNamespacePrefixes(&t1, &t2)
+		if t1.Name != t2.Name || len(t1.Attr) != len(t2.Attr) {
+			return false
+		}
+		for i, a := range t1.Attr {
+			if a != t2.Attr[i] {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// fixNamespacePrefixes undoes the xmlns attributes that encoding/xml adds when it re-encodes
+// prefixed names, so that the two tokens can be compared.
+func fixNamespacePrefixes(before, after *xml.StartElement) {
+	if len(after.Attr) <= len(before.Attr) {
+		return
+	}
+	// An erased tag prefix: its xmlns attribute is always the first one.
+	if before.Name.Space != "" && after.Name.Space == "" && after.Attr[0].Name == (xml.Name{Local: "xmlns"}) {
+		after.Name.Space = after.Attr[0].Value
+		after.Attr = after.Attr[1:]
+	}
+	// Attribute prefixes: the xmlns attribute comes right before the prefixed attribute.
+	for len(after.Attr) > len(before.Attr) && len(after.Attr) > 1 {
+		var xmlns *xml.Attr
+		i := 1
+		for ; i < len(after.Attr); i++ {
+			if after.Attr[i-1].Name.Space == "xmlns" && after.Attr[i-1].Name.Local == after.Attr[i].Name.Space {
+				xmlns = &after.Attr[i-1]
+				break
+			}
+		}
+		if xmlns == nil {
+			return
+		}
+		prefix, space := xmlns.Name.Local, xmlns.Value
+		copy(after.Attr[i-1:], after.Attr[i:])
+		after.Attr = after.Attr[:len(after.Attr)-1]
+		for j := range after.Attr {
+			if after.Attr[j].Name.Space == prefix {
+				after.Attr[j].Name.Space = space
+			}
+		}
+	}
+}

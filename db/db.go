@@ -16,7 +16,8 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // ErrConflict is returned when a record would break a uniqueness rule (a duplicate slug, entity
-// ID or name within a tenant).
+// ID or name within a tenant), or when an update would change a record that is final (a
+// finished logout or logout leg).
 var ErrConflict = errors.New("conflict")
 
 // Tenant is one customer organisation.
@@ -112,6 +113,100 @@ type PendingRequest struct {
 	ExpiresAt    time.Time
 }
 
+// The states of a logout transaction and of its legs. The store reads them: a running logout
+// and a pending leg can still change; a finished logout and a done leg are final.
+const (
+	LogoutRunning  = "running"
+	LogoutFinished = "finished"
+	LegPending     = "pending"
+	LegDone        = "done"
+)
+
+// Logout is a logout transaction: the logout of one user across the apps of one or more broker
+// sessions and the upstream IdP, persisted as it runs, so that any replica can continue it and a
+// crash leaves a record of where it stopped.
+type Logout struct {
+	ID       string
+	TenantID string
+	// Trigger is what started the logout: "app", "idp", "admin" or "expiry".
+	Trigger string
+	// TriggerRef names the trigger: the app's ID ("app"), the connection's ID ("idp"), the
+	// admin's name ("admin"); empty for "expiry".
+	TriggerRef string
+	// User is the NameID value of the user as the IdP issued it, for search.
+	User string
+	// SessionIDs are the broker sessions the logout ends.
+	SessionIDs []string
+	// State is LogoutRunning or LogoutFinished; CreateLogout stores an empty State as
+	// LogoutRunning.
+	State string
+	// Outcome is "" while running, then "success", "partial" or "failed".
+	Outcome string
+	// Initiator is how to answer whoever started the logout (binding, request ID, relay state,
+	// response URL), as JSON; opaque to the store.
+	Initiator  []byte
+	StartedAt  time.Time
+	FinishedAt *time.Time
+	// Deadline is when the legs still pending are settled as "no answer".
+	Deadline time.Time
+}
+
+// LogoutLeg is one leg of a logout transaction: the LogoutRequest to one app or to the upstream
+// IdP, and what came of it.
+type LogoutLeg struct {
+	ID       string
+	TenantID string
+	LogoutID string
+	// Target is "app" or "upstream"; TargetID the app's or the connection's ID, TargetName its
+	// name when the leg was planned.
+	Target     string
+	TargetID   string
+	TargetName string
+	// Channel is "soap", "iframe", "redirect", "post" or "none".
+	Channel string
+	// RequestID is the ID of the LogoutRequest sent (the InResponseTo of the answer); empty
+	// until one is made. Non-empty RequestIDs are unique within a tenant.
+	RequestID string
+	// State is LegPending or LegDone; CreateLogout stores an empty State as LegPending.
+	State string
+	// Status and SubStatus are the top-level and second-level SAML status code URIs of the
+	// answer, or "".
+	Status    string
+	SubStatus string
+	LatencyMS int64
+	// ErrorClass is "" or one of "timeout", "bad_signature", "status", "unreachable",
+	// "no_answer", "not_supported", "signing_unavailable", "refused".
+	ErrorClass string
+	// Diagnosis says in plain words what happened, for support staff.
+	Diagnosis string
+	// Sent and Received are the messages (XML) sent and received.
+	Sent       []byte
+	Received   []byte
+	StartedAt  time.Time
+	FinishedAt *time.Time
+}
+
+// DefaultLogoutLimit and MaxLogoutLimit bound the length of a ListLogouts answer.
+const (
+	DefaultLogoutLimit = 100
+	MaxLogoutLimit     = 1000
+)
+
+// LogoutFilter selects logouts for ListLogouts. Zero fields select everything.
+type LogoutFilter struct {
+	// User is the user's NameID value, matched exactly.
+	User string
+	// AppID selects logouts an app took part in: started by it, or with a leg to it.
+	AppID string
+	// Outcome is "success", "partial" or "failed" (or "" for any, running ones included).
+	Outcome string
+	// Since and Until bound StartedAt: Since <= StartedAt < Until.
+	Since time.Time
+	Until time.Time
+	// Limit is the most logouts returned: DefaultLogoutLimit when <= 0, at most MaxLogoutLimit.
+	Limit int
+}
+
 // Tenants stores tenants. Tenants are the only records not scoped by tenant.
 type Tenants interface {
 	CreateTenant(ctx context.Context, t *Tenant) error
@@ -160,6 +255,68 @@ type Sessions interface {
 	ListParticipants(ctx context.Context, tenantID, sessionID string) ([]Participant, error)
 }
 
+// SessionLookup is what a logout needs of sessions and participants beyond Sessions: finding
+// them by what a LogoutRequest carries, and ending a session exactly once.
+type SessionLookup interface {
+	// FindSessionsByNameID returns the tenant's live (not ended) sessions on the connection
+	// whose NameID value is nameID, ordered like ListSessions.
+	FindSessionsByNameID(ctx context.Context, tenantID, connectionID, nameID string) ([]Session, error)
+	// FindSessionByUpstreamIndex returns the tenant's session on the connection whose
+	// UpstreamSessionIndex is sessionIndex: the newest live one, else the newest ended one. An
+	// empty sessionIndex matches nothing (ErrNotFound).
+	FindSessionByUpstreamIndex(ctx context.Context, tenantID, connectionID, sessionIndex string) (*Session, error)
+	// GetParticipantBySessionIndex returns the app's participant to which the broker issued
+	// sessionIndex (the newest, should there be several), whether its session is live or not.
+	// An empty sessionIndex matches nothing (ErrNotFound).
+	GetParticipantBySessionIndex(ctx context.Context, tenantID, appID, sessionIndex string) (*Participant, error)
+	// ListParticipantsOfApp returns the app's participants in live sessions to which the
+	// broker issued the NameID value nameID, ordered like ListParticipants.
+	ListParticipantsOfApp(ctx context.Context, tenantID, appID, nameID string) ([]Participant, error)
+	// EndSession sets the session's EndedAt to at if it is not yet ended, atomically: of
+	// concurrent calls exactly one returns true; a session already ended is left as it is and
+	// returns false. A session not in the tenant is ErrNotFound.
+	EndSession(ctx context.Context, tenantID, id string, at time.Time) (bool, error)
+}
+
+// Logouts stores logout transactions and their legs (the logout log).
+type Logouts interface {
+	// CreateLogout creates the logout and its legs in one transaction. Empty IDs are generated,
+	// a zero StartedAt (of the logout or a leg) is the current time, empty States are running
+	// and pending, and each leg's TenantID and LogoutID are the logout's; all of it is written
+	// back into l and legs. A duplicate ID or non-empty leg RequestID is ErrConflict; a missing
+	// tenant is ErrNotFound.
+	CreateLogout(ctx context.Context, l *Logout, legs []LogoutLeg) error
+	// GetLogout returns the tenant's logout and its legs, in the order they were created.
+	GetLogout(ctx context.Context, tenantID, id string) (*Logout, []LogoutLeg, error)
+	// UpdateLogout stores every field of l but ID, TenantID and StartedAt, while the stored
+	// logout is running: a finished logout is final (ErrConflict), so of replicas racing to
+	// finish it one wins and the others learn it.
+	UpdateLogout(ctx context.Context, l *Logout) error
+	// UpdateLeg stores every field of the leg but ID, TenantID and LogoutID, while the stored
+	// leg is pending: a done leg is final (ErrConflict). Results go through FinishLeg.
+	UpdateLeg(ctx context.Context, leg *LogoutLeg) error
+	// FinishLeg records the result of the tenant's leg legID if it is still pending,
+	// atomically: State becomes LegDone, and Status, SubStatus, LatencyMS, ErrorClass,
+	// Diagnosis, Received and FinishedAt (the current time when nil) are taken from leg; the
+	// other fields of leg are ignored. It returns true and writes the stored leg back into leg
+	// when it recorded the result, false (leaving leg and the stored leg as they were) when
+	// the leg was already done, for example finished by another replica. A leg not in the
+	// tenant is ErrNotFound.
+	FinishLeg(ctx context.Context, tenantID, legID string, leg *LogoutLeg) (bool, error)
+	// GetLegByRequestID returns the tenant's leg whose RequestID is requestID (the
+	// InResponseTo of a LogoutResponse). An empty requestID matches nothing (ErrNotFound).
+	GetLegByRequestID(ctx context.Context, tenantID, requestID string) (*LogoutLeg, error)
+	// ListLogouts returns the tenant's logouts that match the filter, newest StartedAt first
+	// (then by ID, descending), at most f.Limit of them (see LogoutFilter).
+	ListLogouts(ctx context.Context, tenantID string, f LogoutFilter) ([]Logout, error)
+	// ListUnfinishedLogouts returns, across tenants, the running logouts whose Deadline is
+	// before the given time, earliest Deadline first (then by ID).
+	ListUnfinishedLogouts(ctx context.Context, before time.Time) ([]Logout, error)
+	// DeleteLogoutsBefore deletes, across tenants, the logouts that started before the given
+	// time, with their legs, and returns how many logouts it deleted.
+	DeleteLogoutsBefore(ctx context.Context, before time.Time) (int64, error)
+}
+
 // PendingRequests stores AuthnRequests between the app and the IdP's answer.
 type PendingRequests interface {
 	CreatePendingRequest(ctx context.Context, p *PendingRequest) error
@@ -175,6 +332,10 @@ type Replay interface {
 	// MarkSeen records a message ID until expiresAt. It returns false when the ID was already
 	// recorded (a replay) and has not expired.
 	MarkSeen(ctx context.Context, tenantID, messageID string, expiresAt time.Time) (bool, error)
+	// Seen reports whether the message ID is recorded and unexpired (expiresAt > now), without
+	// recording it. Session-index tombstones use it, so a late assertion cannot revive an ended
+	// session.
+	Seen(ctx context.Context, tenantID, messageID string, now time.Time) (bool, error)
 	// DeleteExpiredReplay removes entries that expired before the given time.
 	DeleteExpiredReplay(ctx context.Context, before time.Time) (int64, error)
 }
@@ -185,6 +346,8 @@ type Store interface {
 	Connections
 	Apps
 	Sessions
+	SessionLookup
+	Logouts
 	PendingRequests
 	Replay
 	// Ping checks the backend is reachable.

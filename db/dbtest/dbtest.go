@@ -19,7 +19,18 @@
 //     DeleteExpired* sweeps remove rows strictly before the given time (ExpiresAt < before, and
 //     for sessions also EndedAt < before) and count the top-level rows removed.
 //   - DeleteSession and DeleteExpiredSessions remove the session's participants;
-//     DeleteTenant removes every row of the tenant, and nothing of another tenant.
+//     DeleteLogoutsBefore removes the logouts' legs; DeleteTenant removes every row of the
+//     tenant, and nothing of another tenant.
+//   - Logouts: CreateLogout is all or nothing; it fills empty IDs, zero StartedAts and empty
+//     States, sets each leg's TenantID and LogoutID to the logout's, writes all of it back, and
+//     GetLogout returns the legs in the order given. UpdateLogout never changes ID, TenantID or
+//     StartedAt, UpdateLeg never ID, TenantID or LogoutID. A finished logout and a done leg are
+//     final: updating them is db.ErrConflict, finishing a done leg returns false and changes
+//     nothing. ListLogouts is ordered by StartedAt, then ID, both descending;
+//     ListUnfinishedLogouts by Deadline, then ID. User and NameID matches are exact
+//     (case-sensitive), and an empty session index or request ID matches nothing.
+//   - Atomic writes (MarkSeen, TakePendingRequest, FinishLeg, EndSession): of concurrent calls
+//     on one key exactly one wins, and what is stored is the winner's.
 package dbtest
 
 import (
@@ -51,6 +62,8 @@ func Run(t *testing.T, open func(t *testing.T) db.Store) {
 		{"Participants", participantTests},
 		{"PendingRequests", pendingTests},
 		{"Replay", replayTests},
+		{"SessionLookup", lookupTests},
+		{"Logouts", logoutTests},
 		{"Expiry", expiryTests},
 		{"Times", timeTests},
 		{"TenantIsolation", isolationTests},

@@ -154,6 +154,46 @@ var timeTests = []test{
 		h.near("pending CreatedAt", p.CreatedAt, gp.CreatedAt)
 		h.near("pending ExpiresAt", p.ExpiresAt, gp.ExpiresAt)
 
+		fin := at(3 * time.Hour)
+		l := db.Logout{TenantID: t.ID, StartedAt: at(0), Deadline: at(time.Minute), FinishedAt: &fin}
+		legs := []db.LogoutLeg{{RequestID: "_r", StartedAt: at(time.Second), FinishedAt: &fin}}
+		h.ok("create logout", h.s.CreateLogout(h.ctx, &l, legs))
+		gl, glegs, err := h.s.GetLogout(h.ctx, t.ID, l.ID)
+		h.ok("get logout", err)
+		h.near("logout StartedAt", l.StartedAt, gl.StartedAt)
+		h.near("logout Deadline", l.Deadline, gl.Deadline)
+		if gl.FinishedAt == nil || len(glegs) != 1 || glegs[0].FinishedAt == nil {
+			h.Fatal("logout or leg FinishedAt is nil")
+		}
+		h.near("logout FinishedAt", fin, *gl.FinishedAt)
+		h.near("leg StartedAt", legs[0].StartedAt, glegs[0].StartedAt)
+		h.near("leg FinishedAt", fin, *glegs[0].FinishedAt)
+		gg, err := h.s.GetLegByRequestID(h.ctx, t.ID, "_r")
+		h.ok("get leg", err)
+		h.near("leg StartedAt by request ID", legs[0].StartedAt, gg.StartedAt)
+		// Filters compare to the microsecond too: at(0) is within [at(0), at(0)+1µs).
+		list, err := h.s.ListLogouts(h.ctx, t.ID, db.LogoutFilter{Since: at(0).Truncate(time.Microsecond), Until: at(0).Add(time.Microsecond)})
+		h.ok("list logouts", err)
+		if len(list) != 1 {
+			h.Errorf("listed %d logouts in the microsecond of StartedAt, want 1", len(list))
+		}
+		endAt := at(4 * time.Hour)
+		ok, err := h.s.EndSession(h.ctx, t.ID, s.ID, endAt)
+		h.ok("end session", err)
+		if ok {
+			h.Error("EndSession of an ended session returned true")
+		}
+		o := db.Session{TenantID: t.ID, CookieHash: "o", CreatedAt: at(0), ExpiresAt: at(time.Hour)}
+		h.ok("create session", h.s.CreateSession(h.ctx, &o))
+		_, err = h.s.EndSession(h.ctx, t.ID, o.ID, endAt)
+		h.ok("end session", err)
+		got, err = h.s.GetSession(h.ctx, t.ID, o.ID)
+		h.ok("get ended session", err)
+		if got.EndedAt == nil {
+			h.Fatal("EndSession left EndedAt nil")
+		}
+		h.near("EndSession EndedAt", endAt, *got.EndedAt)
+
 		c := db.Connection{TenantID: t.ID, Name: "c", CreatedAt: at(0)}
 		h.ok("create connection", h.s.CreateConnection(h.ctx, &c))
 		gc, err := h.s.GetConnection(h.ctx, t.ID, c.ID)

@@ -1,6 +1,7 @@
 package dbtest
 
 import (
+	"slices"
 	"time"
 
 	"github.com/sloworks/broker/db"
@@ -15,7 +16,16 @@ type world struct {
 	participant db.Participant
 	pending     db.PendingRequest
 	messageID   string // marked seen until an hour from now
+	logout      db.Logout
+	legs        []db.LogoutLeg // to the app (request ID sharedRequestID) and upstream
 }
+
+// sharedRequestID is the request ID of every world's app leg: request IDs are unique per tenant
+// only.
+const sharedRequestID = "_lr-shared"
+
+// sharedUser is the user of every world's logout.
+const sharedUser = "alice@example.com"
 
 // populate creates a tenant and a row of every kind in it.
 func (h *env) populate(slug string) world {
@@ -31,6 +41,11 @@ func (h *env) populate(slug string) world {
 	if !seen {
 		h.Fatal("first MarkSeen returned false")
 	}
+	l := h.newLogout(w.tenant.ID, w.app.ID, sharedUser)
+	l.SessionIDs = []string{w.session.ID}
+	appLeg, upLeg := h.newLeg("app", w.app.ID), h.newLeg("upstream", w.conn.ID)
+	appLeg.RequestID, upLeg.RequestID = sharedRequestID, "_lr-"+slug
+	w.logout, w.legs = h.createLogout(l, appLeg, upLeg)
 	return w
 }
 
@@ -61,6 +76,34 @@ func (h *env) intact(w world) {
 	p, err := h.s.TakePendingRequest(h.ctx, tid, w.pending.ID, t0)
 	h.ok("take pending request", err)
 	h.equal("pending request", &w.pending, p)
+
+	seen, err = h.s.Seen(h.ctx, tid, w.messageID, time.Now())
+	h.ok("seen", err)
+	if !seen {
+		h.Error("the replay entry is not seen")
+	}
+	found, err := h.s.FindSessionsByNameID(h.ctx, tid, w.conn.ID, w.session.NameID)
+	h.ok("find sessions by NameID", err)
+	h.equal("sessions by NameID", []db.Session{w.session}, found)
+	se, err := h.s.FindSessionByUpstreamIndex(h.ctx, tid, w.conn.ID, w.session.UpstreamSessionIndex)
+	h.ok("find session by upstream index", err)
+	h.equal("session by upstream index", &w.session, se)
+	pa, err := h.s.GetParticipantBySessionIndex(h.ctx, tid, w.app.ID, w.participant.SessionIndex)
+	h.ok("get participant by session index", err)
+	h.equal("participant by session index", &w.participant, pa)
+	ps, err = h.s.ListParticipantsOfApp(h.ctx, tid, w.app.ID, w.participant.NameID)
+	h.ok("list participants of app", err)
+	h.equal("participants of app", []db.Participant{w.participant}, ps)
+
+	h.logoutIs("logout", w.logout, w.legs)
+	for _, g := range w.legs {
+		got, err := h.s.GetLegByRequestID(h.ctx, tid, g.RequestID)
+		h.ok("get leg by request ID", err)
+		h.equal("leg by request ID", &g, got)
+	}
+	logouts, err := h.s.ListLogouts(h.ctx, tid, db.LogoutFilter{})
+	h.ok("list logouts", err)
+	h.equal("logouts", []db.Logout{w.logout}, logouts)
 }
 
 // Tenant B tries to read, change and delete each of tenant A's rows, by ID and by every other
@@ -141,6 +184,77 @@ var isolationTests = []test{
 		}
 		h.intact(a)
 	}},
+	{"Logouts", func(h *env) {
+		a, b := h.populate("a"), h.populate("b")
+		_, _, err := h.s.GetLogout(h.ctx, b.tenant.ID, a.logout.ID)
+		h.is("get", err, db.ErrNotFound)
+		_, err = h.s.GetLegByRequestID(h.ctx, b.tenant.ID, a.legs[1].RequestID)
+		h.is("get leg by A's request ID", err, db.ErrNotFound)
+		// Both tenants have a leg of the same request ID: B finds its own.
+		g, err := h.s.GetLegByRequestID(h.ctx, b.tenant.ID, sharedRequestID)
+		h.ok("get leg by the shared request ID", err)
+		h.equal("B's leg by the shared request ID", &b.legs[0], g)
+		for _, tc := range []struct {
+			name string
+			f    db.LogoutFilter
+			want []db.Logout
+		}{
+			{"all", db.LogoutFilter{}, []db.Logout{b.logout}},
+			{"by the shared user", db.LogoutFilter{User: sharedUser}, []db.Logout{b.logout}},
+			{"by A's app", db.LogoutFilter{AppID: a.app.ID}, nil},
+		} {
+			list, err := h.s.ListLogouts(h.ctx, b.tenant.ID, tc.f)
+			h.ok("list "+tc.name, err)
+			h.equal("B's list "+tc.name, tc.want, list)
+		}
+
+		u := a.logout
+		u.TenantID, u.State, u.Outcome, u.User = b.tenant.ID, db.LogoutFinished, "failed", "hijack"
+		h.is("update logout", h.s.UpdateLogout(h.ctx, &u), db.ErrNotFound)
+		ug := a.legs[0]
+		ug.TenantID, ug.State, ug.Diagnosis, ug.RequestID = b.tenant.ID, db.LegDone, "hijack", "_hijack"
+		h.is("update leg", h.s.UpdateLeg(h.ctx, &ug), db.ErrNotFound)
+		for _, leg := range a.legs {
+			ok, err := h.s.FinishLeg(h.ctx, b.tenant.ID, leg.ID, &db.LogoutLeg{Diagnosis: "hijack"})
+			h.is("finish leg", err, db.ErrNotFound)
+			if ok {
+				h.Error("B finished A's leg")
+			}
+		}
+		// A leg given to B's logout with A's logout ID stays B's.
+		stray := db.LogoutLeg{TenantID: a.tenant.ID, LogoutID: a.logout.ID, RequestID: "_stray"}
+		l, legs := h.createLogout(db.Logout{TenantID: b.tenant.ID, Deadline: t0}, stray)
+		if legs[0].TenantID != b.tenant.ID || legs[0].LogoutID != l.ID {
+			h.Errorf("the leg was stored as tenant %q, logout %q", legs[0].TenantID, legs[0].LogoutID)
+		}
+		_, err = h.s.GetLegByRequestID(h.ctx, a.tenant.ID, "_stray")
+		h.is("get the stray leg as A", err, db.ErrNotFound)
+		h.intact(a)
+	}},
+	{"SessionLookup", func(h *env) {
+		a, b := h.populate("a"), h.populate("b")
+		found, err := h.s.FindSessionsByNameID(h.ctx, b.tenant.ID, a.conn.ID, a.session.NameID)
+		h.ok("find sessions by NameID", err)
+		h.equal("B's sessions by A's NameID", []db.Session(nil), found)
+		_, err = h.s.FindSessionByUpstreamIndex(h.ctx, b.tenant.ID, a.conn.ID, a.session.UpstreamSessionIndex)
+		h.is("find session by upstream index", err, db.ErrNotFound)
+		_, err = h.s.GetParticipantBySessionIndex(h.ctx, b.tenant.ID, a.app.ID, a.participant.SessionIndex)
+		h.is("get participant by session index", err, db.ErrNotFound)
+		ps, err := h.s.ListParticipantsOfApp(h.ctx, b.tenant.ID, a.app.ID, a.participant.NameID)
+		h.ok("list participants of app", err)
+		h.equal("B's participants of A's app", []db.Participant(nil), ps)
+		ok, err := h.s.EndSession(h.ctx, b.tenant.ID, a.session.ID, t0)
+		h.is("end session", err, db.ErrNotFound)
+		if ok {
+			h.Error("B ended A's session")
+		}
+		seen, err := h.s.Seen(h.ctx, b.tenant.ID, a.messageID, time.Now())
+		h.ok("seen", err)
+		if seen {
+			h.Error("B sees A's replay entry")
+		}
+		h.intact(a) // A's session is still live
+	}},
 	// Sweeps run across tenants; nothing else does. Writes naming a tenant that does not
 	// exist fail rather than create orphans.
 	{"MissingTenant", func(h *env) {
@@ -153,6 +267,7 @@ var isolationTests = []test{
 		h.is("create pending request", h.s.CreatePendingRequest(h.ctx, &db.PendingRequest{TenantID: missing, ExpiresAt: t0}), db.ErrNotFound)
 		_, err := h.s.MarkSeen(h.ctx, missing, "_x", time.Now().Add(time.Hour))
 		h.is("mark seen", err, db.ErrNotFound)
+		h.is("create logout", h.s.CreateLogout(h.ctx, &db.Logout{TenantID: missing}, []db.LogoutLeg{{RequestID: "_x"}}), db.ErrNotFound)
 		h.intact(a)
 	}},
 }
@@ -203,8 +318,18 @@ var deleteTenantTests = []test{
 		if len(conns)+len(apps)+len(sessions) != 0 {
 			h.Errorf("left %d connections, %d apps, %d sessions", len(conns), len(apps), len(sessions))
 		}
-		// The names and entity IDs are free again.
+		_, _, err = h.s.GetLogout(h.ctx, tid, a.logout.ID)
+		h.is("get logout", err, db.ErrNotFound)
+		for _, g := range a.legs {
+			_, err = h.s.GetLegByRequestID(h.ctx, tid, g.RequestID)
+			h.is("get leg by request ID", err, db.ErrNotFound)
+		}
+		logouts, err := h.s.ListLogouts(h.ctx, tid, db.LogoutFilter{})
+		h.ok("list logouts", err)
+		h.equal("logouts", []db.Logout(nil), logouts)
+		// The names, entity IDs, logout and leg IDs and request IDs are free again.
 		h.conn(tid, a.conn.Name)
 		h.app(tid, a.app.Name)
+		h.createLogout(a.logout, slices.Clone(a.legs)...)
 	}},
 }

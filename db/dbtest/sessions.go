@@ -242,6 +242,38 @@ var pendingTests = []test{
 
 // Replay tests run on the real clock: MarkSeen judges expiry by the store's own now.
 var replayTests = []test{
+	// Seen is a read: it judges expiry by the time given (expiresAt > now) and records nothing.
+	{"Seen", func(h *env) {
+		a, b := h.tenant("acme"), h.tenant("beta")
+		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+		seen := func(what, tenantID, id string, now time.Time, want bool) {
+			h.Helper()
+			got, err := h.s.Seen(h.ctx, tenantID, id, now)
+			h.ok(what, err)
+			if got != want {
+				h.Errorf("%s: Seen = %v, want %v", what, got, want)
+			}
+		}
+		seen("before it is marked", a.ID, "_t", time.Now(), false)
+		seen("again", a.ID, "_t", time.Now(), false)
+		marked, err := h.s.MarkSeen(h.ctx, a.ID, "_t", exp)
+		h.ok("mark seen", err)
+		if !marked {
+			h.Error("MarkSeen after Seen returned false: Seen recorded the ID")
+		}
+		seen("after it is marked", a.ID, "_t", time.Now(), true)
+		seen("just before it expires", a.ID, "_t", exp.Add(-time.Microsecond), true)
+		seen("when it expires", a.ID, "_t", exp, false)
+		seen("after it expired", a.ID, "_t", exp.Add(time.Hour), false)
+		seen("in another tenant", b.ID, "_t", time.Now(), false)
+		seen("another ID", a.ID, "_u", time.Now(), false)
+		seen("in a missing tenant", "missing", "_t", time.Now(), false)
+		marked, err = h.s.MarkSeen(h.ctx, a.ID, "_t", exp)
+		h.ok("mark seen again", err)
+		if marked {
+			h.Error("MarkSeen of a live entry returned true after Seen")
+		}
+	}},
 	{"MarkSeen", func(h *env) {
 		a, b := h.tenant("acme"), h.tenant("beta")
 		exp := time.Now().Add(time.Hour)

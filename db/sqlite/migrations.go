@@ -21,6 +21,7 @@ type migration struct {
 // migrations is the ordered schema history.
 var migrations = []migration{
 	{version: 1, name: "create tables", up: migrate1},
+	{version: 2, name: "logout log and session lookups", up: migrate2},
 }
 
 // schemaMigration is a row of schema_migrations: one applied migration.
@@ -33,10 +34,11 @@ type schemaMigration struct {
 // TableName is the schema_migrations table.
 func (schemaMigration) TableName() string { return "schema_migrations" }
 
-// migrate creates schema_migrations if needed and applies the missing migrations. Each step
-// runs in a write (BEGIN IMMEDIATE) transaction and checks again, inside it, whether it was
-// applied, so two processes opening the same file at once do not apply a step twice.
-func migrate(ctx context.Context, g *gorm.DB, now func() time.Time) error {
+// migrate creates schema_migrations if needed and applies the missing migrations of steps (the
+// schema history, or in tests a prefix of it). Each step runs in a write (BEGIN IMMEDIATE)
+// transaction and checks again, inside it, whether it was applied, so two processes opening the
+// same file at once do not apply a step twice.
+func migrate(ctx context.Context, g *gorm.DB, now func() time.Time, steps []migration) error {
 	g = g.WithContext(ctx)
 	err := g.Transaction(func(tx *gorm.DB) error {
 		if tx.Migrator().HasTable(&schemaMigration{}) {
@@ -51,10 +53,10 @@ func migrate(ctx context.Context, g *gorm.DB, now func() time.Time) error {
 	if err := g.Model(&schemaMigration{}).Select("COALESCE(MAX(version), 0)").Scan(&latest).Error; err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if known := migrations[len(migrations)-1].version; latest > known {
+	if known := steps[len(steps)-1].version; latest > known {
 		return fmt.Errorf("database schema version %d is newer than this build knows (%d)", latest, known)
 	}
-	for _, m := range migrations {
+	for _, m := range steps {
 		err := g.Transaction(func(tx *gorm.DB) error {
 			var n int64
 			if err := tx.Model(&schemaMigration{}).Where("version = ?", m.version).Count(&n).Error; err != nil {
@@ -202,4 +204,118 @@ func migrate1(tx *gorm.DB) error {
 		&v1Tenant{}, &v1Connection{}, &v1App{}, &v1Session{}, &v1Participant{},
 		&v1PendingRequest{}, &v1Replay{},
 	)
+}
+
+// Migration 2: the logout log (logouts and their legs) and the indexes logout needs on sessions
+// and participants. Logouts reference tenants(id); legs reference their logout by (tenant_id,
+// logout_id), so a leg can never belong to another tenant's logout. Times are INTEGER Unix
+// microseconds; finished_at is the only nullable column. logouts.session_ids is a JSON array of
+// strings. logout_legs.seq is the leg's position in the plan (the order legs are returned in).
+// A non-empty request ID is unique within a tenant: a LogoutResponse finds its leg by it.
+
+type v2TenantKey struct {
+	ID string `gorm:"column:id;primaryKey;not null"`
+}
+
+// TableName is the tenants table.
+func (v2TenantKey) TableName() string { return "tenants" }
+
+type v2Logout struct {
+	ID          string       `gorm:"column:id;primaryKey;not null;uniqueIndex:logouts_tenant_id_key,priority:2;index:logouts_tenant_started,priority:3;index:logouts_tenant_name_id,priority:4;index:logouts_tenant_outcome,priority:4"`
+	TenantID    string       `gorm:"column:tenant_id;not null;uniqueIndex:logouts_tenant_id_key,priority:1;index:logouts_tenant_started,priority:1;index:logouts_tenant_name_id,priority:1;index:logouts_tenant_outcome,priority:1;index:logouts_tenant_trigger_ref,priority:1"`
+	TriggerKind string       `gorm:"column:trigger_kind;not null"`
+	TriggerRef  string       `gorm:"column:trigger_ref;not null;index:logouts_tenant_trigger_ref,priority:2"`
+	NameID      string       `gorm:"column:name_id;not null;index:logouts_tenant_name_id,priority:2"`
+	SessionIDs  string       `gorm:"column:session_ids;not null"`
+	State       string       `gorm:"column:state;not null;index:logouts_state_deadline,priority:1"`
+	Outcome     string       `gorm:"column:outcome;not null;index:logouts_tenant_outcome,priority:2"`
+	Initiator   []byte       `gorm:"column:initiator;not null"`
+	StartedAt   int64        `gorm:"column:started_at;not null;index:logouts_tenant_started,priority:2;index:logouts_tenant_name_id,priority:3;index:logouts_tenant_outcome,priority:3;index:logouts_started_at"`
+	FinishedAt  *int64       `gorm:"column:finished_at"`
+	Deadline    int64        `gorm:"column:deadline;not null;index:logouts_state_deadline,priority:2"`
+	Tenant      *v2TenantKey `gorm:"foreignKey:TenantID;references:ID"`
+}
+
+// TableName is the logouts table.
+func (v2Logout) TableName() string { return "logouts" }
+
+// v2LogoutKey carries the (tenant_id, id) unique key of logouts that legs reference; it only
+// exists so gorm can build the composite foreign key.
+type v2LogoutKey struct {
+	ID       string `gorm:"column:id;primaryKey;not null"`
+	TenantID string `gorm:"column:tenant_id"`
+}
+
+// TableName is the logouts table.
+func (v2LogoutKey) TableName() string { return "logouts" }
+
+type v2LogoutLeg struct {
+	ID         string       `gorm:"column:id;primaryKey;not null"`
+	TenantID   string       `gorm:"column:tenant_id;not null;index:logout_legs_tenant_logout,priority:1;uniqueIndex:logout_legs_tenant_request_key,priority:1,where:request_id <> '';index:logout_legs_tenant_target,priority:1"`
+	LogoutID   string       `gorm:"column:logout_id;not null;index:logout_legs_tenant_logout,priority:2;index:logout_legs_tenant_target,priority:4"`
+	Seq        int64        `gorm:"column:seq;not null;index:logout_legs_tenant_logout,priority:3"`
+	Target     string       `gorm:"column:target;not null;index:logout_legs_tenant_target,priority:2"`
+	TargetID   string       `gorm:"column:target_id;not null;index:logout_legs_tenant_target,priority:3"`
+	TargetName string       `gorm:"column:target_name;not null"`
+	Channel    string       `gorm:"column:channel;not null"`
+	RequestID  string       `gorm:"column:request_id;not null;uniqueIndex:logout_legs_tenant_request_key,priority:2"`
+	State      string       `gorm:"column:state;not null"`
+	Status     string       `gorm:"column:status;not null"`
+	SubStatus  string       `gorm:"column:sub_status;not null"`
+	LatencyMS  int64        `gorm:"column:latency_ms;not null"`
+	ErrorClass string       `gorm:"column:error_class;not null"`
+	Diagnosis  string       `gorm:"column:diagnosis;not null"`
+	Sent       []byte       `gorm:"column:sent;not null"`
+	Received   []byte       `gorm:"column:received;not null"`
+	StartedAt  int64        `gorm:"column:started_at;not null"`
+	FinishedAt *int64       `gorm:"column:finished_at"`
+	Logout     *v2LogoutKey `gorm:"foreignKey:TenantID,LogoutID;references:TenantID,ID"`
+}
+
+// TableName is the logout_legs table.
+func (v2LogoutLeg) TableName() string { return "logout_legs" }
+
+// v2SessionIndexes carries the new indexes of sessions: by NameID and by upstream session index,
+// within a tenant's connection.
+type v2SessionIndexes struct {
+	TenantID             string `gorm:"column:tenant_id;index:sessions_tenant_connection_name_id,priority:1;index:sessions_tenant_connection_upstream_index,priority:1"`
+	ConnectionID         string `gorm:"column:connection_id;index:sessions_tenant_connection_name_id,priority:2;index:sessions_tenant_connection_upstream_index,priority:2"`
+	NameID               string `gorm:"column:name_id;index:sessions_tenant_connection_name_id,priority:3"`
+	UpstreamSessionIndex string `gorm:"column:upstream_session_index;index:sessions_tenant_connection_upstream_index,priority:3"`
+}
+
+// TableName is the sessions table.
+func (v2SessionIndexes) TableName() string { return "sessions" }
+
+// v2ParticipantIndexes carries the new indexes of participants: by the session index and by the
+// NameID the broker issued to an app.
+type v2ParticipantIndexes struct {
+	TenantID     string `gorm:"column:tenant_id;index:participants_tenant_app_session_index,priority:1;index:participants_tenant_app_name_id,priority:1"`
+	AppID        string `gorm:"column:app_id;index:participants_tenant_app_session_index,priority:2;index:participants_tenant_app_name_id,priority:2"`
+	SessionIndex string `gorm:"column:session_index;index:participants_tenant_app_session_index,priority:3"`
+	NameID       string `gorm:"column:name_id;index:participants_tenant_app_name_id,priority:3"`
+}
+
+// TableName is the participants table.
+func (v2ParticipantIndexes) TableName() string { return "participants" }
+
+func migrate2(tx *gorm.DB) error {
+	// logouts first: its (tenant_id, id) unique index is the parent key of logout_legs.
+	if err := tx.Migrator().CreateTable(&v2Logout{}, &v2LogoutLeg{}); err != nil {
+		return err
+	}
+	for _, ix := range []struct {
+		model any
+		name  string
+	}{
+		{&v2SessionIndexes{}, "sessions_tenant_connection_name_id"},
+		{&v2SessionIndexes{}, "sessions_tenant_connection_upstream_index"},
+		{&v2ParticipantIndexes{}, "participants_tenant_app_session_index"},
+		{&v2ParticipantIndexes{}, "participants_tenant_app_name_id"},
+	} {
+		if err := tx.Migrator().CreateIndex(ix.model, ix.name); err != nil {
+			return fmt.Errorf("create index %s: %w", ix.name, err)
+		}
+	}
+	return nil
 }

@@ -396,6 +396,18 @@ func (s *Store) MarkSeen(ctx context.Context, tenantID, messageID string, expire
 	return res.RowsAffected == 1, nil
 }
 
+// Seen reports whether the tenant's message ID is recorded with expires_at after now; it
+// records nothing.
+func (s *Store) Seen(ctx context.Context, tenantID, messageID string, now time.Time) (bool, error) {
+	var n int64
+	err := s.r.WithContext(ctx).Model(&replayRow{}).
+		Where("tenant_id = ? AND message_id = ? AND expires_at > ?", tenantID, messageID, micros(now)).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("seen: %w", translate(err))
+	}
+	return n > 0, nil
+}
+
 // DeleteExpiredReplay deletes, across tenants, the entries with ExpiresAt before the given
 // time.
 func (s *Store) DeleteExpiredReplay(ctx context.Context, before time.Time) (int64, error) {

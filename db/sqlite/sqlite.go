@@ -10,7 +10,7 @@
 //
 // Times are stored as INTEGER Unix microseconds and returned in UTC: sub-microsecond precision
 // is dropped, on writes and in comparisons. Empty and nil byte slices are stored alike and come
-// back nil. Lists are ordered by CreatedAt, then ID.
+// back nil. Lists are ordered by CreatedAt, then ID; logouts newest first (see db.Logouts).
 package sqlite
 
 import (
@@ -86,7 +86,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	s := &Store{w: w, now: func() time.Time { return o.now().UTC().Truncate(time.Microsecond) }}
-	if err := migrate(context.Background(), w, s.now); err != nil {
+	if err := migrate(context.Background(), w, s.now, migrations); err != nil {
 		closePool(w)
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -198,7 +198,7 @@ func translate(err error) error {
 		case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
 			return fmt.Errorf("%w: %v", db.ErrConflict, se)
 		case sqlite3.ErrConstraintForeignKey:
-			return fmt.Errorf("referenced tenant or session: %w", db.ErrNotFound)
+			return fmt.Errorf("referenced tenant, session or logout: %w", db.ErrNotFound)
 		}
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -325,7 +325,7 @@ func (s *Store) ListTenants(ctx context.Context) ([]db.Tenant, error) {
 }
 
 // tenantTables are the tenant-scoped tables, children before parents.
-var tenantTables = []any{&participantRow{}, &sessionRow{}, &pendingRow{}, &replayRow{}, &appRow{}, &connectionRow{}}
+var tenantTables = []any{&legRow{}, &logoutRow{}, &participantRow{}, &sessionRow{}, &pendingRow{}, &replayRow{}, &appRow{}, &connectionRow{}}
 
 // DeleteTenant deletes the tenant and every row of every table it owns, in one transaction.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {

@@ -1,0 +1,357 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/sloworks/broker/db"
+)
+
+// Logouts and their legs (the logout log).
+
+type logoutRow struct {
+	ID          string `gorm:"column:id;primaryKey"`
+	TenantID    string `gorm:"column:tenant_id"`
+	TriggerKind string `gorm:"column:trigger_kind"`
+	TriggerRef  string `gorm:"column:trigger_ref"`
+	NameID      string `gorm:"column:name_id"`
+	SessionIDs  string `gorm:"column:session_ids"` // JSON array of strings
+	State       string `gorm:"column:state"`
+	Outcome     string `gorm:"column:outcome"`
+	Initiator   []byte `gorm:"column:initiator"`
+	StartedAt   int64  `gorm:"column:started_at"`
+	FinishedAt  *int64 `gorm:"column:finished_at"`
+	Deadline    int64  `gorm:"column:deadline"`
+}
+
+// TableName is the logouts table.
+func (logoutRow) TableName() string { return "logouts" }
+
+// encodeIDs is the stored form of a list of session IDs: a JSON array, [] for none.
+func encodeIDs(ids []string) string {
+	if len(ids) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(ids) // a []string always marshals
+	return string(b)
+}
+
+// decodeIDs is the inverse of encodeIDs; none is nil.
+func decodeIDs(s string) ([]string, error) {
+	var ids []string
+	if err := json.Unmarshal([]byte(s), &ids); err != nil {
+		return nil, fmt.Errorf("decode session IDs: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return ids, nil
+}
+
+func newLogoutRow(l *db.Logout) *logoutRow {
+	return &logoutRow{ID: l.ID, TenantID: l.TenantID, TriggerKind: l.Trigger, TriggerRef: l.TriggerRef, NameID: l.User,
+		SessionIDs: encodeIDs(l.SessionIDs), State: l.State, Outcome: l.Outcome, Initiator: blob(l.Initiator),
+		StartedAt: micros(l.StartedAt), FinishedAt: optMicros(l.FinishedAt), Deadline: micros(l.Deadline)}
+}
+
+func (r *logoutRow) record() (db.Logout, error) {
+	ids, err := decodeIDs(r.SessionIDs)
+	if err != nil {
+		return db.Logout{}, fmt.Errorf("logout %s: %w", r.ID, err)
+	}
+	return db.Logout{ID: r.ID, TenantID: r.TenantID, Trigger: r.TriggerKind, TriggerRef: r.TriggerRef, User: r.NameID,
+		SessionIDs: ids, State: r.State, Outcome: r.Outcome, Initiator: unblob(r.Initiator),
+		StartedAt: fromMicros(r.StartedAt), FinishedAt: fromOptMicros(r.FinishedAt), Deadline: fromMicros(r.Deadline)}, nil
+}
+
+// fromOptMicros is fromMicros for an optional time; NULL stays nil.
+func fromOptMicros(us *int64) *time.Time {
+	if us == nil {
+		return nil
+	}
+	t := fromMicros(*us)
+	return &t
+}
+
+type legRow struct {
+	ID         string `gorm:"column:id;primaryKey"`
+	TenantID   string `gorm:"column:tenant_id"`
+	LogoutID   string `gorm:"column:logout_id"`
+	Seq        int64  `gorm:"column:seq"`
+	Target     string `gorm:"column:target"`
+	TargetID   string `gorm:"column:target_id"`
+	TargetName string `gorm:"column:target_name"`
+	Channel    string `gorm:"column:channel"`
+	RequestID  string `gorm:"column:request_id"`
+	State      string `gorm:"column:state"`
+	Status     string `gorm:"column:status"`
+	SubStatus  string `gorm:"column:sub_status"`
+	LatencyMS  int64  `gorm:"column:latency_ms"`
+	ErrorClass string `gorm:"column:error_class"`
+	Diagnosis  string `gorm:"column:diagnosis"`
+	Sent       []byte `gorm:"column:sent"`
+	Received   []byte `gorm:"column:received"`
+	StartedAt  int64  `gorm:"column:started_at"`
+	FinishedAt *int64 `gorm:"column:finished_at"`
+}
+
+// TableName is the logout_legs table.
+func (legRow) TableName() string { return "logout_legs" }
+
+func (r *legRow) record() db.LogoutLeg {
+	return db.LogoutLeg{ID: r.ID, TenantID: r.TenantID, LogoutID: r.LogoutID, Target: r.Target, TargetID: r.TargetID,
+		TargetName: r.TargetName, Channel: r.Channel, RequestID: r.RequestID, State: r.State, Status: r.Status,
+		SubStatus: r.SubStatus, LatencyMS: r.LatencyMS, ErrorClass: r.ErrorClass, Diagnosis: r.Diagnosis,
+		Sent: unblob(r.Sent), Received: unblob(r.Received), StartedAt: fromMicros(r.StartedAt),
+		FinishedAt: fromOptMicros(r.FinishedAt)}
+}
+
+// CreateLogout creates l and its legs in one transaction (see db.Logouts). The legs keep the
+// order given: seq is their index in legs.
+func (s *Store) CreateLogout(ctx context.Context, l *db.Logout, legs []db.LogoutLeg) error {
+	now := s.now()
+	n := *l
+	if n.ID == "" {
+		n.ID = newID()
+	}
+	if n.StartedAt.IsZero() {
+		n.StartedAt = now
+	}
+	if n.State == "" {
+		n.State = db.LogoutRunning
+	}
+	out := make([]db.LogoutLeg, len(legs))
+	rows := make([]legRow, len(legs))
+	for i, g := range legs {
+		g.TenantID, g.LogoutID = n.TenantID, n.ID
+		if g.ID == "" {
+			g.ID = newID()
+		}
+		if g.StartedAt.IsZero() {
+			g.StartedAt = now
+		}
+		if g.State == "" {
+			g.State = db.LegPending
+		}
+		out[i] = g
+		rows[i] = legRow{ID: g.ID, TenantID: g.TenantID, LogoutID: g.LogoutID, Seq: int64(i), Target: g.Target,
+			TargetID: g.TargetID, TargetName: g.TargetName, Channel: g.Channel, RequestID: g.RequestID, State: g.State,
+			Status: g.Status, SubStatus: g.SubStatus, LatencyMS: g.LatencyMS, ErrorClass: g.ErrorClass,
+			Diagnosis: g.Diagnosis, Sent: blob(g.Sent), Received: blob(g.Received), StartedAt: micros(g.StartedAt),
+			FinishedAt: optMicros(g.FinishedAt)}
+	}
+	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(newLogoutRow(&n)).Error; err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		return tx.Create(&rows).Error
+	})
+	if err != nil {
+		return fmt.Errorf("create logout: %w", translate(err))
+	}
+	l.ID, l.StartedAt, l.State = n.ID, n.StartedAt, n.State
+	copy(legs, out)
+	return nil
+}
+
+// GetLogout returns the tenant's logout and its legs, read in one transaction so the legs are
+// those of the logout as returned.
+func (s *Store) GetLogout(ctx context.Context, tenantID, id string) (*db.Logout, []db.LogoutLeg, error) {
+	var lr logoutRow
+	var rows []legRow
+	err := s.r.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("tenant_id = ? AND id = ?", tenantID, id).Take(&lr).Error; err != nil {
+			return err
+		}
+		return tx.Where("tenant_id = ? AND logout_id = ?", tenantID, id).Order("seq").Find(&rows).Error
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("get logout: %w", translate(err))
+	}
+	l, err := lr.record()
+	if err != nil {
+		return nil, nil, fmt.Errorf("get logout: %w", err)
+	}
+	legs := make([]db.LogoutLeg, 0, len(rows))
+	for i := range rows {
+		legs = append(legs, rows[i].record())
+	}
+	return &l, legs, nil
+}
+
+// updateWhile sets cols on the row (tenantID, id) of model's table if the row also matches cond
+// (the row is not final): no such row in the tenant is db.ErrNotFound, a row that does not
+// match cond is db.ErrConflict.
+func (s *Store) updateWhile(ctx context.Context, what string, model any, tenantID, id, cond string, arg any, cols map[string]any) error {
+	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(model).Where("tenant_id = ? AND id = ? AND "+cond, tenantID, id, arg).Updates(cols)
+		if res.Error != nil || res.RowsAffected > 0 {
+			return res.Error
+		}
+		var n int64
+		if err := tx.Model(model).Where("tenant_id = ? AND id = ?", tenantID, id).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return db.ErrNotFound
+		}
+		return fmt.Errorf("%s is final: %w", what, db.ErrConflict)
+	})
+	if err != nil {
+		return fmt.Errorf("update %s: %w", what, translate(err))
+	}
+	return nil
+}
+
+// UpdateLogout stores every field of l but ID, TenantID and StartedAt, if the stored logout is
+// running; a finished one is db.ErrConflict.
+func (s *Store) UpdateLogout(ctx context.Context, l *db.Logout) error {
+	return s.updateWhile(ctx, "logout", &logoutRow{}, l.TenantID, l.ID, "state = ?", db.LogoutRunning, map[string]any{
+		"trigger_kind": l.Trigger, "trigger_ref": l.TriggerRef, "name_id": l.User, "session_ids": encodeIDs(l.SessionIDs),
+		"state": l.State, "outcome": l.Outcome, "initiator": blob(l.Initiator), "finished_at": optMicros(l.FinishedAt),
+		"deadline": micros(l.Deadline),
+	})
+}
+
+// UpdateLeg stores every field of the leg but ID, TenantID and LogoutID, if the stored leg is
+// pending; a done one is db.ErrConflict, and so is a RequestID another leg of the tenant has.
+func (s *Store) UpdateLeg(ctx context.Context, g *db.LogoutLeg) error {
+	return s.updateWhile(ctx, "logout leg", &legRow{}, g.TenantID, g.ID, "state = ?", db.LegPending, map[string]any{
+		"target": g.Target, "target_id": g.TargetID, "target_name": g.TargetName, "channel": g.Channel,
+		"request_id": g.RequestID, "state": g.State, "status": g.Status, "sub_status": g.SubStatus,
+		"latency_ms": g.LatencyMS, "error_class": g.ErrorClass, "diagnosis": g.Diagnosis, "sent": blob(g.Sent),
+		"received": blob(g.Received), "started_at": micros(g.StartedAt), "finished_at": optMicros(g.FinishedAt),
+	})
+}
+
+// FinishLeg records the leg's result if it is pending, in one conditional UPDATE ... RETURNING
+// (see db.Logouts): of concurrent calls exactly one matches the pending row.
+func (s *Store) FinishLeg(ctx context.Context, tenantID, legID string, g *db.LogoutLeg) (bool, error) {
+	finished := s.now()
+	if g.FinishedAt != nil {
+		finished = *g.FinishedAt
+	}
+	var rows []legRow
+	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Raw(`UPDATE logout_legs SET state = ?, status = ?, sub_status = ?, latency_ms = ?, error_class = ?,
+			diagnosis = ?, received = ?, finished_at = ? WHERE tenant_id = ? AND id = ? AND state = ? RETURNING *`,
+			db.LegDone, g.Status, g.SubStatus, g.LatencyMS, g.ErrorClass, g.Diagnosis, blob(g.Received), micros(finished),
+			tenantID, legID, db.LegPending).Scan(&rows).Error
+		if err != nil || len(rows) > 0 {
+			return err
+		}
+		var n int64
+		if err := tx.Model(&legRow{}).Where("tenant_id = ? AND id = ?", tenantID, legID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return db.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("finish logout leg: %w", translate(err))
+	}
+	if len(rows) == 0 {
+		return false, nil
+	}
+	*g = rows[0].record()
+	return true, nil
+}
+
+// GetLegByRequestID returns the tenant's leg with the given non-empty request ID.
+func (s *Store) GetLegByRequestID(ctx context.Context, tenantID, requestID string) (*db.LogoutLeg, error) {
+	if requestID == "" {
+		return nil, fmt.Errorf("get logout leg: %w", db.ErrNotFound)
+	}
+	// request_id <> '' lets SQLite use the partial unique index on (tenant_id, request_id).
+	r, err := take[legRow](ctx, s, "logout leg", "tenant_id = ? AND request_id = ? AND request_id <> ''", tenantID, requestID)
+	if err != nil {
+		return nil, err
+	}
+	g := r.record()
+	return &g, nil
+}
+
+// listLogouts runs q (conditions already set) ordered by order and converts the rows.
+func listLogouts(q *gorm.DB, what, order string) ([]db.Logout, error) {
+	var rows []logoutRow
+	if err := q.Order(order).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("%s: %w", what, translate(err))
+	}
+	out := make([]db.Logout, 0, len(rows))
+	for i := range rows {
+		l, err := rows[i].record()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// ListLogouts returns the tenant's logouts matching f, newest first (see db.Logouts).
+func (s *Store) ListLogouts(ctx context.Context, tenantID string, f db.LogoutFilter) ([]db.Logout, error) {
+	q := s.r.WithContext(ctx).Where("tenant_id = ?", tenantID)
+	if f.User != "" {
+		q = q.Where("name_id = ?", f.User)
+	}
+	if f.AppID != "" {
+		// Both halves are index searches: logouts_tenant_trigger_ref, logout_legs_tenant_target.
+		q = q.Where(`id IN (SELECT id FROM logouts WHERE tenant_id = ? AND trigger_ref = ? AND trigger_kind = ?
+			UNION ALL SELECT logout_id FROM logout_legs WHERE tenant_id = ? AND target_id = ? AND target = ?)`,
+			tenantID, f.AppID, "app", tenantID, f.AppID, "app")
+	}
+	if f.Outcome != "" {
+		q = q.Where("outcome = ?", f.Outcome)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("started_at >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("started_at < ?", micros(f.Until))
+	}
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = db.DefaultLogoutLimit
+	case limit > db.MaxLogoutLimit:
+		limit = db.MaxLogoutLimit
+	}
+	return listLogouts(q.Limit(limit), "list logouts", "started_at DESC, id DESC")
+}
+
+// ListUnfinishedLogouts returns, across tenants, the running logouts with Deadline before the
+// given time, earliest deadline first.
+func (s *Store) ListUnfinishedLogouts(ctx context.Context, before time.Time) ([]db.Logout, error) {
+	q := s.r.WithContext(ctx).Where("state = ? AND deadline < ?", db.LogoutRunning, micros(before))
+	return listLogouts(q, "list unfinished logouts", "deadline, id")
+}
+
+// DeleteLogoutsBefore deletes, across tenants, the logouts with StartedAt before the given time
+// and their legs, and returns how many logouts it deleted.
+func (s *Store) DeleteLogoutsBefore(ctx context.Context, before time.Time) (int64, error) {
+	us := micros(before)
+	var n int64
+	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Exec(`DELETE FROM logout_legs WHERE (tenant_id, logout_id) IN
+			(SELECT tenant_id, id FROM logouts WHERE started_at < ?)`, us).Error
+		if err != nil {
+			return err
+		}
+		res := tx.Where("started_at < ?", us).Delete(&logoutRow{})
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete logouts: %w", translate(err))
+	}
+	return n, nil
+}

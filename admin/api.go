@@ -35,6 +35,8 @@ type API struct {
 	urls      URLs
 	tokenHash [32]byte
 	logger    *slog.Logger
+	sessions  SessionStore
+	ender     SessionEnder
 }
 
 // New returns the API; operatorTokenHash is the SHA-256 of the operator's bearer token.
@@ -57,6 +59,9 @@ func (a *API) Register(e *echo.Echo) {
 	g.GET("/tenants/:slug/apps", a.listApps)
 	g.GET("/tenants/:slug/apps/:id", a.getApp)
 	g.DELETE("/tenants/:slug/apps/:id", a.deleteApp)
+	if a.sessions != nil {
+		a.registerSessions(g)
+	}
 	g.Any("/*", func(c echo.Context) error {
 		return apiError(c, http.StatusNotFound, "not_found", "", "no such API endpoint: "+c.Request().Method+" "+c.Request().URL.Path)
 	})

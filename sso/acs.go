@@ -10,6 +10,7 @@ import (
 
 	"github.com/sloworks/broker/binding"
 	"github.com/sloworks/broker/db"
+	"github.com/sloworks/broker/slo"
 )
 
 // Attribute is one attribute of the IdP's assertion, as kept in the broker session.
@@ -73,6 +74,16 @@ func (h *Handler) spACS(c echo.Context) error {
 	}
 	if !fresh {
 		return refuse(ReasonReplay, nil, "assertion %s from %s was already used", a.ID, up.EntityID)
+	}
+	// A logged-out IdP session stays logged out: a late assertion cannot open it again.
+	if si := a.AuthnStatements[0].SessionIndex; si != "" {
+		ended, err := h.store.Seen(ctx, t.ID, slo.TombstoneKey(conn.ID, si), now)
+		if err != nil {
+			return err
+		}
+		if ended {
+			return refuse(ReasonEnded, nil, "assertion %s carries SessionIndex %s of an IdP session that was logged out", a.ID, si)
+		}
 	}
 	app, err := h.tenants.App(ctx, t.ID, pending.AppID)
 	if errors.Is(err, db.ErrNotFound) {

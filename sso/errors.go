@@ -31,6 +31,7 @@ const (
 	ReasonReplay       Reason = "replay"
 	ReasonStatus       Reason = "status"
 	ReasonSubject      Reason = "subject"
+	ReasonEnded        Reason = "session_ended"
 )
 
 // ValidationError is a SAML message refused by a check. Detail is for logs and support staff;
@@ -70,6 +71,7 @@ var publicText = map[Reason]string{
 	ReasonReplay:       "The sign-in message was already used. Start the sign-in again from the application.",
 	ReasonStatus:       "Your identity provider did not sign you in.",
 	ReasonSubject:      "The sign-in message does not say who you are.",
+	ReasonEnded:        "This sign-in belongs to a session that was signed out. Start the sign-in again from the application.",
 }
 
 // PageError is an error shown to an end user as a page: a status, a fixed public message, and

@@ -129,7 +129,7 @@ func newHarness(t testing.TB) *harness {
 	}
 	h.keys = countingSource{Source: ks, n: &h.brokerSigs}
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.tenants = tenants.New(store, h.keys, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: http.DefaultClient}, logger)
+	h.tenants = tenants.New(store, h.keys, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: http.DefaultClient, AllowHTTP: true}, logger)
 	base, _ := url.Parse(h.srv.URL)
 	h.sso = sso.New(sso.Config{BaseURL: base}, h.tenants, store, h.keys, logger, nil)
 	e := echo.New()

@@ -125,6 +125,9 @@ func (h *Handler) tenant(c echo.Context) (*db.Tenant, error) {
 	return t, nil
 }
 
+// RandomID returns a SAML ID: an NCName ("_" then 40 hex digits, 160 random bits).
+func RandomID() string { return randomID() }
+
 // randomID returns a SAML ID: an NCName ("_" then 40 hex digits, 160 random bits).
 func randomID() string {
 	b := make([]byte, 20)

@@ -154,3 +154,8 @@ func (s *Service) DeleteTenant(ctx context.Context, t *db.Tenant) error {
 	}
 	return nil
 }
+
+// Tenant returns the tenant with the ID (db.ErrNotFound when none).
+func (s *Service) Tenant(ctx context.Context, id string) (*db.Tenant, error) {
+	return s.store.GetTenant(ctx, id)
+}

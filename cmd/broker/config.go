@@ -12,14 +12,16 @@ import (
 
 // Config is every setting of the broker; each is a flag and a BROKER_* environment variable.
 type Config struct {
-	Addr            string
-	BaseURL         string
-	DataDir         string
-	BootstrapToken  string
-	AllowHTTP       bool
-	SessionLifetime time.Duration
-	LogLevel        string
-	LogFormat       string
+	Addr             string
+	BaseURL          string
+	DataDir          string
+	BootstrapToken   string
+	AllowHTTP        bool
+	SessionLifetime  time.Duration
+	LogoutLegTimeout time.Duration
+	LogoutRetention  time.Duration
+	LogLevel         string
+	LogFormat        string
 }
 
 // setting describes one setting for flags, environment and the README's table.
@@ -37,6 +39,10 @@ func (c *Config) settings() []setting {
 		{"bootstrap-token", "BROKER_BOOTSTRAP_TOKEN", "generated on first start", "operator API token", func(fs *flag.FlagSet) { fs.StringVar(&c.BootstrapToken, "bootstrap-token", c.BootstrapToken, "") }},
 		{"allow-http", "BROKER_ALLOW_HTTP", "false", "accept http:// endpoints in IdP and app metadata (local testing only)", func(fs *flag.FlagSet) { fs.BoolVar(&c.AllowHTTP, "allow-http", c.AllowHTTP, "") }},
 		{"session-lifetime", "BROKER_SESSION_LIFETIME", "8h", "how long a broker session lasts", func(fs *flag.FlagSet) { fs.DurationVar(&c.SessionLifetime, "session-lifetime", c.SessionLifetime, "") }},
+		{"logout-leg-timeout", "BROKER_LOGOUT_LEG_TIMEOUT", "5s", "how long one logout leg may take before it is recorded as timed out", func(fs *flag.FlagSet) {
+			fs.DurationVar(&c.LogoutLegTimeout, "logout-leg-timeout", c.LogoutLegTimeout, "")
+		}},
+		{"logout-retention", "BROKER_LOGOUT_RETENTION", "720h", "how long the logout log is kept", func(fs *flag.FlagSet) { fs.DurationVar(&c.LogoutRetention, "logout-retention", c.LogoutRetention, "") }},
 		{"log-level", "BROKER_LOG_LEVEL", "info", "debug, info, warn or error", func(fs *flag.FlagSet) { fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "") }},
 		{"log-format", "BROKER_LOG_FORMAT", "text", "text or json", func(fs *flag.FlagSet) { fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "") }},
 	}
@@ -44,7 +50,7 @@ func (c *Config) settings() []setting {
 
 // defaults returns the configuration with every default set.
 func defaults() *Config {
-	return &Config{Addr: "127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"}
+	return &Config{Addr: "127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 30 * 24 * time.Hour, LogLevel: "info", LogFormat: "text"}
 }
 
 // loadConfig applies the environment, then flags (flags win), then validates.
@@ -112,6 +118,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionLifetime < time.Minute {
 		errs = append(errs, fmt.Errorf("session-lifetime %s: at least 1m", c.SessionLifetime))
+	}
+	if c.LogoutLegTimeout < 100*time.Millisecond || c.LogoutLegTimeout > 2*time.Minute {
+		errs = append(errs, fmt.Errorf("logout-leg-timeout %s: from 100ms to 2m", c.LogoutLegTimeout))
+	}
+	if c.LogoutRetention < time.Hour {
+		errs = append(errs, fmt.Errorf("logout-retention %s: at least 1h", c.LogoutRetention))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

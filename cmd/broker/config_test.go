@@ -26,7 +26,7 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			want: Config{Addr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"},
+			want: Config{Addr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "info", LogFormat: "text"},
 		},
 		{
 			name: "environment only",
@@ -36,50 +36,50 @@ func TestLoadConfig(t *testing.T) {
 				"BROKER_LOG_LEVEL": "debug", "BROKER_LOG_FORMAT": "json",
 			},
 			want: Config{Addr: "0.0.0.0:9000", BaseURL: "https://sso.example.com", DataDir: "/var/lib/broker", BootstrapToken: token,
-				AllowHTTP: true, SessionLifetime: 90 * time.Minute, LogLevel: "debug", LogFormat: "json"},
+				AllowHTTP: true, SessionLifetime: 90 * time.Minute, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "debug", LogFormat: "json"},
 		},
 		{
 			name: "flags only",
 			args: []string{"--addr", "127.0.0.1:9001", "--base-url=https://sso.example.com/broker", "-data-dir", "/srv/b",
 				"--bootstrap-token", token, "--allow-http", "--session-lifetime", "1h30m", "--log-level", "warn", "--log-format", "json"},
 			want: Config{Addr: "127.0.0.1:9001", BaseURL: "https://sso.example.com/broker", DataDir: "/srv/b", BootstrapToken: token,
-				AllowHTTP: true, SessionLifetime: 90 * time.Minute, LogLevel: "warn", LogFormat: "json"},
+				AllowHTTP: true, SessionLifetime: 90 * time.Minute, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "warn", LogFormat: "json"},
 		},
 		{
 			name: "flags over environment",
 			env:  map[string]string{"BROKER_ADDR": "0.0.0.0:9000", "BROKER_LOG_LEVEL": "debug", "BROKER_ALLOW_HTTP": "true", "BROKER_DATA_DIR": "/env"},
 			args: []string{"--addr", "127.0.0.1:9001", "--allow-http=false"},
-			want: Config{Addr: "127.0.0.1:9001", BaseURL: "http://127.0.0.1:9001", DataDir: "/env", SessionLifetime: 8 * time.Hour, LogLevel: "debug", LogFormat: "text"},
+			want: Config{Addr: "127.0.0.1:9001", BaseURL: "http://127.0.0.1:9001", DataDir: "/env", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "debug", LogFormat: "text"},
 		},
 		{
 			name: "base URL defaults to http://ADDR",
 			env:  map[string]string{"BROKER_ADDR": "localhost:7070"},
-			want: Config{Addr: "localhost:7070", BaseURL: "http://localhost:7070", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"},
+			want: Config{Addr: "localhost:7070", BaseURL: "http://localhost:7070", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "info", LogFormat: "text"},
 		},
 		{
 			name: "trailing slash trimmed",
 			args: []string{"--base-url", "https://sso.example.com/"},
-			want: Config{Addr: "127.0.0.1:8080", BaseURL: "https://sso.example.com", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"},
+			want: Config{Addr: "127.0.0.1:8080", BaseURL: "https://sso.example.com", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "info", LogFormat: "text"},
 		},
 		{
 			name: "trailing slash trimmed from a path",
 			env:  map[string]string{"BROKER_BASE_URL": "https://example.com/sso/"},
-			want: Config{Addr: "127.0.0.1:8080", BaseURL: "https://example.com/sso", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"},
+			want: Config{Addr: "127.0.0.1:8080", BaseURL: "https://example.com/sso", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "info", LogFormat: "text"},
 		},
 		{
 			name: "BROKER_ALLOW_HTTP=true",
 			env:  map[string]string{"BROKER_ALLOW_HTTP": "true"},
-			want: Config{Addr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080", DataDir: "./data", AllowHTTP: true, SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"},
+			want: Config{Addr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080", DataDir: "./data", AllowHTTP: true, SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "info", LogFormat: "text"},
 		},
 		{
 			name: "BROKER_ALLOW_HTTP=1",
 			env:  map[string]string{"BROKER_ALLOW_HTTP": "1"},
-			want: Config{Addr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080", DataDir: "./data", AllowHTTP: true, SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"},
+			want: Config{Addr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080", DataDir: "./data", AllowHTTP: true, SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "info", LogFormat: "text"},
 		},
 		{
 			name: "BROKER_ALLOW_HTTP=false",
 			env:  map[string]string{"BROKER_ALLOW_HTTP": "false"},
-			want: Config{Addr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogLevel: "info", LogFormat: "text"},
+			want: Config{Addr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 720 * time.Hour, LogLevel: "info", LogFormat: "text"},
 		},
 	}
 	for _, tt := range tests {

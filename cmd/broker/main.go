@@ -29,12 +29,14 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/sloworks/broker/admin"
+	"github.com/sloworks/broker/binding"
 	"github.com/sloworks/broker/db"
 	"github.com/sloworks/broker/db/sqlite"
 	"github.com/sloworks/broker/keys"
 	"github.com/sloworks/broker/keys/local"
 	"github.com/sloworks/broker/providers"
 	"github.com/sloworks/broker/providers/generic"
+	"github.com/sloworks/broker/slo"
 	"github.com/sloworks/broker/sso"
 	"github.com/sloworks/broker/tenants"
 )
@@ -156,7 +158,9 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 		return c.String(http.StatusOK, "ok\n")
 	})
 	h.Register(e)
-	admin.New(ts, h, tokenHash, logger).Register(e)
+	engine := &slo.Engine{Store: store, Peers: h.Peers(), Signers: h.Signers(), SOAP: &binding.SOAPClient{HTTP: &http.Client{}},
+		LegTimeout: cfg.LogoutLegTimeout, Logger: logger, Now: time.Now, NewID: sso.RandomID}
+	admin.New(ts, h, tokenHash, logger).WithSessions(store, engine).Register(e)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -238,7 +242,7 @@ func (s *server) janitor(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			sweep(ctx, s.store, s.logger, time.Now().UTC())
+			sweep(ctx, s.store, s.logger, time.Now().UTC(), s.cfg.LogoutRetention)
 		}
 	}
 }
@@ -246,11 +250,15 @@ func (s *server) janitor(ctx context.Context, every time.Duration) {
 // timeNow is the clock of the binary.
 func timeNow() time.Time { return time.Now().UTC() }
 
-func sweep(ctx context.Context, store db.Store, logger *slog.Logger, now time.Time) {
+func sweep(ctx context.Context, store db.Store, logger *slog.Logger, now time.Time, retention time.Duration) {
 	p, err1 := store.DeleteExpiredPendingRequests(ctx, now)
 	r, err2 := store.DeleteExpiredReplay(ctx, now)
 	se, err3 := store.DeleteExpiredSessions(ctx, now)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	lo, err4 := store.DeleteLogoutsBefore(ctx, now.Add(-retention))
+	if lo > 0 {
+		logger.InfoContext(ctx, "logout log entries past retention deleted", "count", lo)
+	}
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		logger.WarnContext(ctx, "sweep failed", "error", err)
 		return
 	}

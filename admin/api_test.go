@@ -21,11 +21,13 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sloworks/broker/admin"
+	"github.com/sloworks/broker/binding"
 	"github.com/sloworks/broker/db/sqlite"
 	"github.com/sloworks/broker/keys"
 	"github.com/sloworks/broker/keys/local"
 	"github.com/sloworks/broker/providers"
 	"github.com/sloworks/broker/providers/generic"
+	"github.com/sloworks/broker/slo"
 	"github.com/sloworks/broker/sso"
 	"github.com/sloworks/broker/tenants"
 )
@@ -33,8 +35,9 @@ import (
 const token = "operator-token-for-tests"
 
 type api struct {
-	t   *testing.T
-	srv *httptest.Server
+	t     *testing.T
+	srv   *httptest.Server
+	store *sqlite.Store
 }
 
 func newAPI(t *testing.T, allowHTTP bool) *api {
@@ -55,10 +58,12 @@ func newAPI(t *testing.T, allowHTTP bool) *api {
 	h := sso.New(sso.Config{BaseURL: base}, ts, store, ks, logger, nil)
 	e := echo.New()
 	e.HTTPErrorHandler = sso.HTTPErrorHandler(logger)
-	admin.New(ts, h, sha256.Sum256([]byte(token)), logger).Register(e)
+	engine := &slo.Engine{Store: store, Peers: h.Peers(), Signers: h.Signers(), SOAP: &binding.SOAPClient{HTTP: &http.Client{}},
+		LegTimeout: time.Second, Logger: logger, Now: time.Now, NewID: sso.RandomID}
+	admin.New(ts, h, sha256.Sum256([]byte(token)), logger).WithSessions(store, engine).Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &api{t: t, srv: srv}
+	return &api{t: t, srv: srv, store: store}
 }
 
 type reply struct {

@@ -32,7 +32,9 @@ type soapSP struct {
 	ended      []*slo.LogoutRequest
 }
 
-func (h *harness) addSOAPApp(t *testing.T, slug, name string) *soapSP { return h.addSOAPAppB(t, slug, name) }
+func (h *harness) addSOAPApp(t *testing.T, slug, name string) *soapSP {
+	return h.addSOAPAppB(t, slug, name)
+}
 
 func (h *harness) addSOAPAppB(t testing.TB, slug, name string) *soapSP {
 	a := &soapSP{testApp: &testApp{entityID: "https://" + name + ".example/metadata", peerKey: testKey(t, "app-"+name)}, brokerCert: func() *x509.Certificate { return h.brokerCert(slug) }}

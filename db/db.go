@@ -276,6 +276,10 @@ type SessionLookup interface {
 	// concurrent calls exactly one returns true; a session already ended is left as it is and
 	// returns false. A session not in the tenant is ErrNotFound.
 	EndSession(ctx context.Context, tenantID, id string, at time.Time) (bool, error)
+	// ListExpiredSessions returns, across tenants, live sessions (not ended) whose ExpiresAt is
+	// before the given time, earliest first, at most limit of them: the janitor ends them
+	// through the logout engine (trigger "expiry").
+	ListExpiredSessions(ctx context.Context, before time.Time, limit int) ([]Session, error)
 }
 
 // Logouts stores logout transactions and their legs (the logout log).

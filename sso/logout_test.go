@@ -174,3 +174,36 @@ func TestAdminEndsSession(t *testing.T) {
 		t.Fatalf("stored logout %+v %d legs %v", got, len(gotLegs), err)
 	}
 }
+
+// TestExpiredSessionLoggedOut: a session that expires is logged out of its apps like one an
+// operator ends, recorded with trigger "expiry".
+func TestExpiredSessionLoggedOut(t *testing.T) {
+	h := newHarness(t)
+	app := h.addSOAPApp(t, "acme", "soapwiki")
+	b := h.browser()
+	b.signIn(t, "acme", app.testApp)
+	ss := h.sessions("acme")
+	s := ss[0]
+	s.ExpiresAt = time.Now().Add(-time.Minute).UTC()
+	if err := h.store.UpdateSession(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+	e := h.engine()
+	n, err := e.EndExpired(context.Background(), time.Now(), 10)
+	if err != nil || n != 1 {
+		t.Fatalf("EndExpired = %d, %v; want 1", n, err)
+	}
+	los, err := h.store.ListLogouts(context.Background(), s.TenantID, db.LogoutFilter{})
+	if err != nil || len(los) != 1 || los[0].Trigger != slo.TriggerExpiry {
+		t.Fatalf("logouts %+v %v", los, err)
+	}
+	app.mu.Lock()
+	got := len(app.ended)
+	app.mu.Unlock()
+	if got != 1 {
+		t.Errorf("app received %d LogoutRequests; want 1", got)
+	}
+	if n, _ := e.EndExpired(context.Background(), time.Now(), 10); n != 0 {
+		t.Errorf("second sweep ended %d sessions again", n)
+	}
+}

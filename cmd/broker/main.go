@@ -116,6 +116,7 @@ type server struct {
 	tenants *tenants.Service
 	sso     *sso.Handler
 	keys    keys.Source
+	engine  *slo.Engine
 	echo    *echo.Echo
 	ln      net.Listener
 }
@@ -167,7 +168,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 		store.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	return &server{cfg: cfg, logger: logger, store: store, tenants: ts, sso: h, keys: ks, echo: e, ln: ln}, nil
+	return &server{cfg: cfg, logger: logger, store: store, tenants: ts, sso: h, keys: ks, engine: engine, echo: e, ln: ln}, nil
 }
 
 // operatorToken returns the SHA-256 of the operator's API token: BROKER_BOOTSTRAP_TOKEN when
@@ -242,7 +243,14 @@ func (s *server) janitor(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			sweep(ctx, s.store, s.logger, time.Now().UTC(), s.cfg.LogoutRetention)
+			now := time.Now().UTC()
+			// Expired sessions are logged out of their apps first (trigger "expiry"), then swept.
+			if n, err := s.engine.EndExpired(ctx, now, 100); err != nil {
+				s.logger.WarnContext(ctx, "ending expired sessions failed", "error", err)
+			} else if n > 0 {
+				s.logger.InfoContext(ctx, "expired sessions logged out", "count", n)
+			}
+			sweep(ctx, s.store, s.logger, now, s.cfg.LogoutRetention)
 		}
 	}
 }
@@ -253,7 +261,8 @@ func timeNow() time.Time { return time.Now().UTC() }
 func sweep(ctx context.Context, store db.Store, logger *slog.Logger, now time.Time, retention time.Duration) {
 	p, err1 := store.DeleteExpiredPendingRequests(ctx, now)
 	r, err2 := store.DeleteExpiredReplay(ctx, now)
-	se, err3 := store.DeleteExpiredSessions(ctx, now)
+	// Ended sessions stay an hour, so a late LogoutRequest still finds what it names.
+	se, err3 := store.DeleteExpiredSessions(ctx, now.Add(-time.Hour))
 	lo, err4 := store.DeleteLogoutsBefore(ctx, now.Add(-retention))
 	if lo > 0 {
 		logger.InfoContext(ctx, "logout log entries past retention deleted", "count", lo)

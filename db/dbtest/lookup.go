@@ -36,6 +36,26 @@ func (h *env) end(s *db.Session, at time.Time) {
 }
 
 var lookupTests = []test{
+	{"ListExpiredSessions", func(h *env) {
+		a, b := h.tenant("acme"), h.tenant("beta")
+		mk := func(tenantID string, expires time.Time) db.Session {
+			s := h.sessionOf(tenantID, "c1", "alice", fmt.Sprintf("x%d", h.seq()), time.Time{})
+			s.ExpiresAt = expires
+			h.ok("update session", h.s.UpdateSession(h.ctx, &s))
+			return s
+		}
+		e2 := mk(a.ID, t0.Add(2*time.Minute))
+		e1 := mk(b.ID, t0.Add(time.Minute))
+		mk(a.ID, t0.Add(time.Hour)) // not yet expired
+		ended := mk(a.ID, t0)       // expired but already ended
+		h.end(&ended, t0)
+		got, err := h.s.ListExpiredSessions(h.ctx, t0.Add(30*time.Minute), 10)
+		h.ok("list", err)
+		h.equal("expired live sessions across tenants, earliest first", []db.Session{e1, e2}, got)
+		got, err = h.s.ListExpiredSessions(h.ctx, t0.Add(30*time.Minute), 1)
+		h.ok("list", err)
+		h.equal("limit", []db.Session{e1}, got)
+	}},
 	{"FindSessionsByNameID", func(h *env) {
 		t := h.tenant("acme")
 		// Created in an order that IDs cannot fake: the list is ordered by CreatedAt, then ID.

@@ -89,3 +89,22 @@ func (s *Store) EndSession(ctx context.Context, tenantID, id string, at time.Tim
 	}
 	return ended, nil
 }
+
+// ListExpiredSessions returns live sessions that expired before the given time, across tenants,
+// earliest first.
+func (s *Store) ListExpiredSessions(ctx context.Context, before time.Time, limit int) ([]db.Session, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var rows []sessionRow
+	err := s.r.WithContext(ctx).Where("ended_at IS NULL AND expires_at < ?", micros(before)).
+		Order("expires_at, id").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("list expired sessions: %w", translate(err))
+	}
+	out := make([]db.Session, 0, len(rows))
+	for i := range rows {
+		out = append(out, rows[i].record())
+	}
+	return out, nil
+}

@@ -174,6 +174,8 @@ type env struct {
 	token     string
 
 	idpURL, sspSPURL, pySPURL string // peer base URLs (set when started)
+
+	browseRuns int // browse.py runs so far (names their raw output files)
 }
 
 // newEnv checks the prerequisites, builds the broker and starts it (admin token e.token).
@@ -561,7 +563,18 @@ type flowStepArg struct{ name, start, status string }
 // wherever a password form shows up.
 func (e *env) browse(user, password string, steps ...flowStepArg) *flowResult {
 	e.t.Helper()
+	return e.browseWithCookies("", user, password, steps...)
+}
+
+// browseWithCookies is browse with a cookie jar kept in the file cookies (JSON): the browser starts
+// with the cookies saved there by an earlier call, and saves its jar there at the end, so that
+// several calls act as one browser ("" = a fresh jar, not saved).
+func (e *env) browseWithCookies(cookies, user, password string, steps ...flowStepArg) *flowResult {
+	e.t.Helper()
 	argv := []string{pythonBin, filepath.Join(e.peers, "flows", "browse.py"), "--user", user, "--password", password}
+	if cookies != "" {
+		argv = append(argv, "--cookies", cookies)
+	}
 	for _, s := range steps {
 		argv = append(argv, "--step", s.name, s.start)
 		if s.status != "" {
@@ -570,7 +583,8 @@ func (e *env) browse(user, password string, steps ...flowStepArg) *flowResult {
 	}
 	var stdout bytes.Buffer
 	stderr, err := e.runErr(3*time.Minute, &stdout, argv...)
-	raw := filepath.Join(e.state, "logs", "browse-"+strings.ReplaceAll(e.t.Name(), "/", "_")+".json")
+	e.browseRuns++
+	raw := filepath.Join(e.state, "logs", fmt.Sprintf("browse-%s-%d.json", strings.ReplaceAll(e.t.Name(), "/", "_"), e.browseRuns))
 	_ = os.WriteFile(raw, stdout.Bytes(), 0o644)
 	if err != nil {
 		e.t.Fatalf("browse.py: %v\nstderr:\n%s\nstdout:\n%s", err, stderr, truncate(stdout.String(), 4000))
@@ -719,6 +733,8 @@ func (e *env) xmlsecVerify(certPEM, file string) (bool, string) {
 	out, err := e.runErr(time.Minute, nil, "xmlsec1", "--verify", "--pubkey-cert-pem", certPEM,
 		"--enabled-reference-uris", "empty,same-doc",
 		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest",
+		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse",
 		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
 		file)
 	var ee *exec.ExitError

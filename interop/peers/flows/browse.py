@@ -2,7 +2,7 @@
 """Drive one headless browser (one cookie jar, lib/browser.py) through a series of steps and
 print everything that happened as JSON on stdout; the Go tests make the assertions.
 
-usage: browse.py [--user U --password P] [-v] --step NAME START_URL [STATUS_URL] [--step ...]
+usage: browse.py [--user U --password P] [--cookies FILE] [-v] --step NAME START_URL [STATUS_URL] [--step ...]
 
 Each step loads START_URL (following redirects, submitting SAML forms, filling login forms with
 U/P), then GETs STATUS_URL if given (a peer's JSON session status). Output:
@@ -12,6 +12,8 @@ U/P), then GETs STATUS_URL if given (a peer's JSON session status). Output:
               "saml": [{binding, param, url, xml, raw, relaystate, sigalg, signature, from}],
               "error": traceback | null}]}
 A step that raises is reported in "error" and the next steps still run.
+--cookies FILE: start with the cookies saved in FILE (if it exists) and save the cookie jar there
+at the end (JSON), so that a later run continues as the same browser.
 """
 import json
 import os
@@ -24,11 +26,11 @@ from browser import Browser  # noqa: E402
 
 
 def parse_args(argv):
-    opts = {'user': None, 'password': None, 'verbose': False, 'steps': []}
+    opts = {'user': None, 'password': None, 'cookies': None, 'verbose': False, 'steps': []}
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ('--user', '--password'):
+        if a in ('--user', '--password', '--cookies'):
             opts[a[2:]] = argv[i + 1]
             i += 2
         elif a == '-v':
@@ -50,6 +52,25 @@ def parse_args(argv):
     return opts
 
 
+def load_cookies(jar, path):
+    if not path or not os.path.exists(path):
+        return
+    with open(path) as f:
+        for c in json.load(f):
+            jar.set(c['name'], c['value'], domain=c['domain'], path=c['path'], secure=c['secure'],
+                    expires=c['expires'], rest=c['rest'])
+
+
+def save_cookies(jar, path):
+    if not path:
+        return
+    out = [{'name': c.name, 'value': c.value, 'domain': c.domain, 'path': c.path, 'secure': c.secure,
+            'expires': c.expires, 'rest': dict(c._rest)} for c in jar]
+    with open(path + '.tmp', 'w') as f:
+        json.dump(out, f, indent=1)
+    os.replace(path + '.tmp', path)
+
+
 def page(r, limit=8000):
     return {'url': r.url, 'status': r.status_code, 'content_type': r.headers.get('Content-Type'),
             'body': r.text[:limit]}
@@ -58,6 +79,7 @@ def page(r, limit=8000):
 def main():
     o = parse_args(sys.argv[1:])
     b = Browser(o['user'], o['password'], verbose=o['verbose'])
+    load_cookies(b.s.cookies, o['cookies'])
     out = {'steps': []}
     for name, start, status_url in o['steps']:
         n_req, n_pw, n_tr = len(b.requests), len(b.password_forms), len(b.trace)
@@ -78,6 +100,7 @@ def main():
         step['password_forms'] = b.password_forms[n_pw:]
         step['saml'] = b.trace[n_tr:]
         out['steps'].append(step)
+    save_cookies(b.s.cookies, o['cookies'])
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write('\n')
 

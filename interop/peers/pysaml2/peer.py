@@ -13,8 +13,19 @@ Session cookie: spPORT_sid.
   GET  /metadata        own SAML metadata (its URL is the entityID)
   GET  /login[?idp=EID] SP-initiated SSO (signed AuthnRequest, HTTP-Redirect), then /status
   POST /acs             AssertionConsumerService (HTTP-POST; unsolicited Responses accepted)
+  POST /slo/soap        SOAP back-channel LogoutRequest (the only SingleLogoutService in the metadata):
+                        signature checked on the raw bytes with xmlsec1 against the issuer's metadata,
+                        ends the sessions whose IdP, NameID (value, Format, qualifiers) and
+                        SessionIndex match, answers a signed LogoutResponse in a SOAP envelope
   GET  /status          JSON {"authenticated", "session", "all_sessions"} for the cookie's session
-  GET  /events          JSON log of every SAML message received/sent
+  GET  /events          JSON log of every SAML message received/sent (logout: signed, signature_ok,
+                        detail, sessions_ended, status)
+Logout messages are also kept as files in $PEERS_STATE/pysaml2/NAME/: last_soap_request.xml,
+last_soap_response.xml.
+
+pysaml2 re-serialises a SOAP body with ElementTree (samlp: becomes ns0:), which breaks foreign
+exc-c14n signatures: the peer verifies the raw envelope with xmlsec1 and gives pysaml2 a copy
+without the signature (pysaml2 still checks the Destination against /slo/soap).
 """
 import argparse
 import glob
@@ -26,6 +37,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -35,10 +47,16 @@ import requests
 
 sys.dont_write_bytecode = True
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
+import defusedxml.ElementTree as DET  # noqa: E402
+import xml.etree.ElementTree as ET  # noqa: E402
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP  # noqa: E402
 from saml2.client import Saml2Client  # noqa: E402
 from saml2.config import SPConfig  # noqa: E402
 from saml2.metadata import entity_descriptor  # noqa: E402
+from saml2.s_utils import status_message_factory, success_status_factory  # noqa: E402
+from saml2.samlp import STATUS_REQUEST_DENIED, STATUS_REQUESTER, STATUS_UNKNOWN_PRINCIPAL  # noqa: E402
+from saml2.sigver import pem_format  # noqa: E402
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,6 +82,72 @@ def cert(name):
     return key, crt
 
 
+NS_SOAP = '{http://schemas.xmlsoap.org/soap/envelope/}'
+NS_SAMLP = '{urn:oasis:names:tc:SAML:2.0:protocol}'
+NS_SAML = '{urn:oasis:names:tc:SAML:2.0:assertion}'
+NS_DS = '{http://www.w3.org/2000/09/xmldsig#}'
+
+
+def soap_unwrap(raw):
+    """Inspect a SOAP envelope carrying one SAML message. Returns a dict: local (element name),
+    id, issuer, signed, ref_uri (the signature's Reference URI) and stripped (the envelope with
+    the message's ds:Signature removed, for pysaml2)."""
+    env = DET.fromstring(raw)
+    if env.tag != NS_SOAP + 'Envelope':
+        raise ValueError('not a SOAP 1.1 Envelope: %s' % env.tag)
+    body = env.find(NS_SOAP + 'Body')
+    if body is None or len(list(body)) != 1:
+        raise ValueError('SOAP Body must hold exactly one element')
+    msg = list(body)[0]
+    if not msg.tag.startswith(NS_SAMLP):
+        raise ValueError('SOAP Body holds %s, not a SAML protocol message' % msg.tag)
+    iss = msg.find(NS_SAML + 'Issuer')
+    sig = msg.find(NS_DS + 'Signature')
+    ref = sig.find('%sSignedInfo/%sReference' % (NS_DS, NS_DS)) if sig is not None else None
+    if sig is not None:
+        msg.remove(sig)
+    return {'local': msg.tag[len(NS_SAMLP):], 'id': msg.get('ID'),
+            'issuer': iss.text.strip() if iss is not None and iss.text else None,
+            'signed': sig is not None, 'ref_uri': ref.get('URI') if ref is not None else None,
+            'stripped': ET.tostring(env).decode()}
+
+
+def xmlsec_verify(raw, certs_b64, local):
+    """Verify the enveloped signature of the SAML message `local` in the ORIGINAL bytes `raw`
+    with the xmlsec1 binary, against each pinned certificate in turn. Returns (ok, detail)."""
+    if not certs_b64:
+        return False, 'no signing certificate for the issuer in the metadata'
+    last = ''
+    with tempfile.TemporaryDirectory() as td:
+        f = os.path.join(td, 'msg.xml')
+        with open(f, 'wb') as fh:
+            fh.write(raw)
+        for i, c in enumerate(certs_b64):
+            pem = os.path.join(td, 'c%d.pem' % i)
+            with open(pem, 'wb') as fh:
+                fh.write(pem_format(c))
+            r = subprocess.run(['/usr/bin/xmlsec1', '--verify', '--pubkey-cert-pem', pem,
+                                '--enabled-reference-uris', 'same-doc',
+                                '--id-attr:ID', 'urn:oasis:names:tc:SAML:2.0:protocol:' + local, f],
+                               capture_output=True, text=True)
+            if r.returncode == 0:
+                return True, 'xmlsec1: signature valid with certificate #%d of the metadata' % i
+            last = ' | '.join(r.stderr.strip().splitlines()[-3:])
+    return False, 'xmlsec1 rejects the signature: ' + last
+
+
+def soap_fault(code, text):
+    from xml.sax.saxutils import escape
+    return ('<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/"><soap-env:Body>'
+            '<soap-env:Fault><faultcode>%s</faultcode><faultstring>%s</faultstring></soap-env:Fault>'
+            '</soap-env:Body></soap-env:Envelope>' % (code, escape(text[:1000])))
+
+
+def opt(v):
+    """None and '' are the same absent NameID attribute."""
+    return v or None
+
+
 class Peer:
     def __init__(self, name, port, args):
         self.name, self.port, self.args = name, port, args
@@ -85,7 +169,6 @@ class Peer:
         md = []
         for f in sorted(glob.glob(os.path.join(self.mddir, '*.xml'))):
             try:   # skip empty/broken files instead of failing every request
-                import defusedxml.ElementTree as DET
                 DET.parse(f)
                 md.append(f)
             except Exception as ex:
@@ -101,8 +184,11 @@ class Peer:
             'digest_algorithm': DIGEST_SHA256,
             'allow_unknown_attributes': True,
             'service': {'sp': {
-                'endpoints': {'assertion_consumer_service': [(b + '/acs', BINDING_HTTP_POST)]},
+                'endpoints': {'assertion_consumer_service': [(b + '/acs', BINDING_HTTP_POST)],
+                              'single_logout_service': [(b + '/slo/soap', BINDING_SOAP)]},
                 'authn_requests_signed': True,
+                'logout_requests_signed': True,
+                'logout_responses_signed': True,
                 'want_assertions_signed': False,
                 'want_response_signed': False,
                 'want_assertions_or_response_signed': True,
@@ -148,6 +234,8 @@ class Peer:
         si = resp.session_info()
         sid = secrets.token_hex(16)
         sess = {'name_id': si['name_id'].text, 'name_id_format': si['name_id'].format,
+                'name_qualifier': si['name_id'].name_qualifier,
+                'sp_name_qualifier': si['name_id'].sp_name_qualifier,
                 'session_index': si['session_index'], 'idp': si['issuer'], 'attributes': si['ava']}
         self.sessions[sid] = sess
         self.pending.pop(resp.in_response_to, None)
@@ -158,6 +246,76 @@ class Peer:
         if not nxt.startswith('/'):
             nxt = '/status'   # never redirect off-site on a RelayState
         h.redirect(nxt, cookie=(self.cookie, sid))
+
+    def peer_certs(self, entity_id):
+        try:
+            return self.ent().metadata.certs(entity_id, 'idpsso', 'signing')
+        except Exception:
+            return []
+
+    def save(self, fname, data):
+        with open(os.path.join(self.dir, fname), 'wb') as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+
+    def slo_soap(self, h, raw):
+        """SOAP back-channel LogoutRequest from the IdP (saml-bindings 3.2)."""
+        e = self.ent()
+        self.save('last_soap_request.xml', raw)
+        u = soap_unwrap(raw)
+        if u['local'] != 'LogoutRequest':
+            raise ValueError('expected a LogoutRequest in the SOAP Body, got ' + u['local'])
+        certs = self.peer_certs(u['issuer']) if u['issuer'] else []
+        if not u['signed']:
+            verified, why = False, 'unsigned LogoutRequest'
+        elif u['ref_uri'] != '#' + (u['id'] or ''):
+            verified, why = False, 'signature Reference URI %r does not point at the message ID %r' % (u['ref_uri'], u['id'])
+        else:
+            verified, why = xmlsec_verify(raw, certs, u['local'])
+        # pysaml2 checks Version, Destination (must be our /slo/soap) and parses the message
+        req = e.parse_logout_request(u['stripped'], BINDING_SOAP)
+        m = req.message
+        issuer = m.issuer.text if m.issuer is not None else None
+        nid = m.name_id
+        sis = [s.text for s in (m.session_index or [])]
+        got = {'name_id': nid.text if nid is not None else None,
+               'format': opt(nid.format) if nid is not None else None,
+               'name_qualifier': opt(nid.name_qualifier) if nid is not None else None,
+               'sp_name_qualifier': opt(nid.sp_name_qualifier) if nid is not None else None}
+        killed, near = 0, []
+        if verified:
+            for sid, s in list(self.sessions.items()):
+                if s['idp'] != issuer or s['name_id'] != got['name_id']:
+                    continue
+                want = {'format': opt(s['name_id_format']), 'name_qualifier': opt(s['name_qualifier']),
+                        'sp_name_qualifier': opt(s['sp_name_qualifier'])}
+                diff = {k: (want[k], got[k]) for k in want if want[k] != got[k]}
+                if diff:
+                    near.append('NameID differs from the one issued (issued, received): %r' % diff)
+                elif sis and s['session_index'] not in sis:
+                    near.append('SessionIndex %r not in the request %r' % (s['session_index'], sis))
+                else:
+                    self.sessions.pop(sid)
+                    killed += 1
+        if not verified:
+            status = status_message_factory('signature check failed: ' + why, STATUS_REQUEST_DENIED, STATUS_REQUESTER)
+        elif killed:
+            status = success_status_factory()
+        else:
+            status = status_message_factory('no matching session' + (': ' + '; '.join(near) if near else ''),
+                                            STATUS_UNKNOWN_PRINCIPAL)
+        self.event(dir='in', msg='LogoutRequest', binding=BINDING_SOAP, id=m.id, issuer=issuer,
+                   destination=m.destination, name_id=got, session_index=sis, signed=u['signed'],
+                   signature_ok=verified, detail=why, sessions_ended=killed, near_misses=near,
+                   content_type=h.headers.get('Content-Type'), soap_action=h.headers.get('SOAPAction'))
+        resp = e.create_logout_response(m, [BINDING_SOAP], status, sign=True,
+                                        sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+        info = e.apply_binding(BINDING_SOAP, str(resp), '', response=True, sign=False)
+        body = info['data']
+        self.save('last_soap_response.xml', body)
+        self.event(dir='out', msg='LogoutResponse', binding=BINDING_SOAP, in_response_to=m.id,
+                   status=status.status_code.value,
+                   sub_status=status.status_code.status_code.value if status.status_code.status_code else None)
+        h.reply(200, body, 'text/xml; charset=utf-8')
 
     def status(self, h):
         sess = self.sessions.get(h.cookie(self.cookie))
@@ -210,16 +368,19 @@ def make_handler(peer):
             form = dict(urllib.parse.parse_qsl(body.decode())) if ctype == 'application/x-www-form-urlencoded' else {}
             try:
                 with peer.lock:
-                    self.route(method, u.path, q, form)
+                    self.route(method, u.path, q, form, body)
             except Exception as ex:
                 traceback.print_exc()
                 peer.event(dir='error', path=u.path, error=repr(ex))
                 try:
-                    self.reply(500, json.dumps({'error': repr(ex)}), 'application/json')
+                    if u.path == '/slo/soap':   # a SOAP requester gets a SOAP 1.1 fault (status 500)
+                        self.reply(500, soap_fault('soap-env:Server', repr(ex)), 'text/xml; charset=utf-8')
+                    else:
+                        self.reply(500, json.dumps({'error': repr(ex)}), 'application/json')
                 except Exception:
                     pass
 
-        def route(self, method, path, q, form):
+        def route(self, method, path, q, form, body):
             p = peer
             if path == '/metadata':
                 return self.reply(200, p.metadata_xml(), 'application/samlmetadata+xml')
@@ -229,6 +390,8 @@ def make_handler(peer):
                 return p.login(self, q)
             if path == '/acs' and method == 'POST':
                 return p.acs(self, form)
+            if path == '/slo/soap' and method == 'POST':
+                return p.slo_soap(self, body)
             if path in ('/', '/status'):
                 return p.status(self)
             self.reply(404, 'not found', 'text/plain')

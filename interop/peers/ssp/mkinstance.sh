@@ -11,7 +11,8 @@
 # sp : entityID http://127.0.0.1:PORT/sp, auth source 'default-sp', metadata
 #      /module.php/saml/sp/metadata.php/default-sp; IDP_METADATA_URL_OR_FILE is required: it is
 #      fetched now into remote-metadata/idp.xml (so that IdP must already answer) and its entityID
-#      becomes the SP's IdP. Test app: /app/login, /app/status (ssp/router.php).
+#      becomes the SP's IdP. Test app: /app/login, /app/status (ssp/router.php). Single Logout:
+#      Redirect, POST and SOAP (SOAP logout needs ssp/run.sh's patched saml2-logout.php).
 # Re-running keeps the key pair, the session store and remote-metadata/.
 # Serve it with: ssp/run.sh NAME
 set -euo pipefail
@@ -75,7 +76,8 @@ foreach (glob(\$base . '/remote-metadata/*.xml') as \$f) {
     'session.cookie.samesite' => null,
     'language.cookie.secure' => false,
     'language.cookie.samesite' => null,
-    // Sessions in sqlite under the instance folder (not in the system's PHP session dir).
+    // Sessions in sqlite under the instance folder (not in the system's PHP session dir). A real
+    // data store (not phpsession) is also what SOAP back-channel logout at the SP needs.
     'store.type' => 'sql',
     'store.sql.dsn' => 'sqlite:' . \$base . '/data/store.sqlite',
     'metadata.sources' => \$sources,
@@ -147,9 +149,13 @@ cat > "$D/config/authsources.php" <<EOF
         'sign.logout' => true,
         'redirect.sign' => true,
         'validate.logout' => true,
+        // SOAP: back-channel logout from the IdP (the broker). Needs the SQL store of config.php (the
+        // SOAP request carries no cookie: saml:SP's LogoutStore finds the session by NameID and
+        // SessionIndex) and the patched saml2-logout.php that ssp/run.sh prepares.
         'SingleLogoutServiceBinding' => [
             'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
             'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST',
+            'urn:oasis:names:tc:SAML:2.0:bindings:SOAP',
         ],
     ],
 ];

@@ -10,4 +10,18 @@ if ($path === '/app' || strpos($path, '/app/') === 0) {
     require $f;
     return true;
 }
+// SP logout endpoint: serve the copy patched by ssp/run.sh (SOAP LogoutResponse TypeError fix).
+if (preg_match('#^/module\.php/saml/sp/saml2-logout\.php(/[^/]+)$#', $path, $m)) {
+    $patched = getenv('PEERS_SSP_LOGOUT_PHP');
+    if (!$patched || !is_file($patched)) {
+        http_response_code(500);
+        echo "PEERS_SSP_LOGOUT_PHP not set or missing: start this instance with ssp/run.sh\n";
+        return true;
+    }
+    $_SERVER['PATH_INFO'] = $m[1];
+    $_SERVER['SCRIPT_NAME'] = '/module.php';
+    require '/usr/share/simplesamlphp/www/_include.php';
+    require $patched;
+    return true;
+}
 return false; // let the built-in server handle SSP files (incl. PATH_INFO like module.php/saml/sp/...)

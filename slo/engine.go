@@ -72,6 +72,10 @@ func (e *Engine) timeout() time.Duration {
 // ErrSessionGone is returned when the session to end was already ended.
 var ErrSessionGone = errors.New("session already ended")
 
+// ErrNameIDMismatch is returned when a LogoutRequest names a session with the NameID of another
+// user: the request is refused and nothing is logged out.
+var ErrNameIDMismatch = errors.New("the LogoutRequest's NameID is not the session's")
+
 // EndSession ends a broker session from the broker's side (an admin, or expiry): the session
 // ends at once and its session indexes are tombstoned, then every participant and the IdP are
 // told over the back channel (there is no browser), in parallel, and the transaction is recorded
@@ -81,62 +85,271 @@ func (e *Engine) EndSession(ctx context.Context, tenantID, sessionID, trigger, t
 	if err != nil {
 		return nil, nil, err
 	}
-	now := e.now()
-	ended, err := e.Store.EndSession(ctx, tenantID, sessionID, now)
-	if err != nil {
+	lg := &logout{tenantID: tenantID, trigger: trigger, triggerRef: triggerRef, reason: ReasonAdmin, user: s.NameID, now: e.now()}
+	if lg.issuer, lg.upstreamIssuer, err = e.Peers.Issuers(ctx, tenantID); err != nil {
 		return nil, nil, err
 	}
-	if !ended {
+	if lg.sessions, err = e.endSessions(ctx, []*db.Session{s}, lg.now); err != nil {
+		return nil, nil, err
+	}
+	if len(lg.sessions) == 0 {
 		return nil, nil, ErrSessionGone
 	}
-	if err := e.tombstone(ctx, s); err != nil {
+	return e.run(ctx, lg)
+}
+
+// AppLogout is a logout an app started over the back channel (SOAP, no browser) with a
+// LogoutRequest whose signature, issuer, destination, time and ID the caller has checked. The
+// sessions are those in which the broker issued the request's SessionIndexes to the app — all
+// of the app's live sessions with the request's NameID when it names none — and each must have
+// been issued to the app under that NameID, else ErrNameIDMismatch and nothing is logged out.
+// Each session ends at once, then every other participant and the IdP are told over the back
+// channel (a peer without one is recorded as unreachable), and the answer for the app is
+// returned: Success when every leg confirmed, else Success with a nested PartialLogout
+// (saml-core 3.7.3.2). A session that is already gone or unknown is logged out as far as the
+// broker knows: Success, recorded as a logout without legs.
+func (e *Engine) AppLogout(ctx context.Context, tenantID string, app *Peer, req *LogoutRequest) (*db.Logout, *LogoutResponse, error) {
+	var parts []db.Participant
+	if len(req.SessionIndexes) == 0 {
+		ps, err := e.Store.ListParticipantsOfApp(ctx, tenantID, app.ID, req.NameID.Value)
+		if err != nil {
+			return nil, nil, err
+		}
+		parts = ps
+	}
+	for _, si := range req.SessionIndexes {
+		p, err := e.Store.GetParticipantBySessionIndex(ctx, tenantID, app.ID, si)
+		if errors.Is(err, db.ErrNotFound) {
+			continue // unknown, or its session is long gone
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if p.NameID != req.NameID.Value {
+			return nil, nil, fmt.Errorf("%w: SessionIndex %s was issued to %s for another NameID", ErrNameIDMismatch, si, app.Name)
+		}
+		parts = append(parts, *p)
+	}
+	var sessions []*db.Session
+	seen := map[string]bool{}
+	for _, p := range parts {
+		if seen[p.SessionID] {
+			continue
+		}
+		seen[p.SessionID] = true
+		s, err := e.Store.GetSession(ctx, tenantID, p.SessionID)
+		if errors.Is(err, db.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		sessions = append(sessions, s)
+	}
+	// The log names the user as the IdP issued the NameID; only when no session is known, as the
+	// app sent it.
+	user := req.NameID.Value
+	if len(sessions) > 0 {
+		user = sessions[0].NameID
+	}
+	lg := &logout{tenantID: tenantID, trigger: TriggerApp, triggerRef: app.ID, reason: forwardedReason(req.Reason), user: user,
+		exceptApp: app.ID, now: e.now()}
+	return e.answered(ctx, lg, sessions, req)
+}
+
+// IdPLogout is a logout the tenant's IdP (the connection's upstream) started over the back
+// channel (SOAP, no browser) with a LogoutRequest the caller has checked. The sessions are the
+// live ones of the connection whose IdP SessionIndex the request names — every live session of
+// the request's NameID on the connection when it names none — and each must be of that NameID,
+// else ErrNameIDMismatch and nothing is logged out. Each session ends at once, every app of them
+// is told over the back channel (the IdP itself is not), and the answer for the IdP is returned,
+// with the status rules of AppLogout.
+func (e *Engine) IdPLogout(ctx context.Context, tenantID string, upstream *Peer, connectionID string, req *LogoutRequest) (*db.Logout, *LogoutResponse, error) {
+	var sessions []*db.Session
+	if len(req.SessionIndexes) == 0 {
+		ss, err := e.Store.FindSessionsByNameID(ctx, tenantID, connectionID, req.NameID.Value)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range ss {
+			sessions = append(sessions, &ss[i])
+		}
+	}
+	seen := map[string]bool{}
+	var unknown []string
+	for _, si := range req.SessionIndexes {
+		s, err := e.Store.FindSessionByUpstreamIndex(ctx, tenantID, connectionID, si)
+		if errors.Is(err, db.ErrNotFound) {
+			unknown = append(unknown, si)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if s.NameID != req.NameID.Value {
+			return nil, nil, fmt.Errorf("%w: the session with SessionIndex %s at %s is another NameID's", ErrNameIDMismatch, si, upstream.Name)
+		}
+		if s.EndedAt != nil || seen[s.ID] {
+			continue
+		}
+		seen[s.ID] = true
+		sessions = append(sessions, s)
+	}
+	lg := &logout{tenantID: tenantID, trigger: TriggerIdP, triggerRef: connectionID, reason: forwardedReason(req.Reason), user: req.NameID.Value,
+		noUpstream: true, now: e.now()}
+	// The IdP says these of its sessions are over: tombstone those the broker has no session of
+	// (yet), so that an assertion of one still on its way cannot open it. (Ending a session
+	// tombstones its own.)
+	for _, si := range unknown {
+		if err := e.tombstoneIndex(ctx, tenantID, connectionID, si, time.Time{}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return e.answered(ctx, lg, sessions, req)
+}
+
+// answered ends the sessions, runs the logout and makes the LogoutResponse for the peer that
+// started it: from the broker as IdP to an app, as SP to the IdP.
+func (e *Engine) answered(ctx context.Context, lg *logout, sessions []*db.Session, req *LogoutRequest) (*db.Logout, *LogoutResponse, error) {
+	var err error
+	if lg.issuer, lg.upstreamIssuer, err = e.Peers.Issuers(ctx, lg.tenantID); err != nil {
 		return nil, nil, err
 	}
-	parts, err := e.Store.ListParticipants(ctx, tenantID, sessionID)
+	if lg.sessions, err = e.endSessions(ctx, sessions, lg.now); err != nil {
+		return nil, nil, err
+	}
+	lo, legs, err := e.run(ctx, lg)
 	if err != nil {
 		return nil, nil, err
 	}
-	in := PlanInput{Browser: false, Reason: ReasonAdmin, Now: now, Timeout: e.timeout(), NewID: e.NewID}
-	if in.Issuer, in.UpstreamIssuer, err = e.Peers.Issuers(ctx, tenantID); err != nil {
-		return nil, nil, err
-	}
-	for i := range parts {
-		p, err := e.Peers.App(ctx, tenantID, &parts[i])
-		if err != nil {
-			// An app deleted since sign-in is still a leg of the log, with nothing to send.
-			p = &Peer{ID: parts[i].AppID, Name: "app " + parts[i].AppID}
+	// saml-core 3.7.3.2: Success when every party confirmed; PartialLogout (a second-level code
+	// under Success, 3.2.2.2: the broker session did end) when any could not be.
+	st := Status{Codes: []string{StatusSuccess}}
+	if lo.Outcome != OutcomeSuccess {
+		failed := 0
+		for _, l := range legs {
+			if l.ErrorClass != "" {
+				failed++
+			}
 		}
-		in.Apps = append(in.Apps, p)
+		st = Status{Codes: []string{StatusSuccess, StatusPartialLogout},
+			Message: fmt.Sprintf("%d of %d parties could not be confirmed as logged out (logout %s)", failed, len(legs), lo.ID)}
 	}
-	if up, err := e.Peers.Upstream(ctx, tenantID, s); err == nil {
-		in.Upstream = up
+	// SOAP: the answer goes back in the same HTTP exchange, so no Destination (saml-bindings 3.2).
+	issuer := lg.issuer
+	if lg.noUpstream {
+		issuer = lg.upstreamIssuer
 	}
-	plan := MakePlan(in)
-	lo := &db.Logout{TenantID: tenantID, Trigger: trigger, TriggerRef: triggerRef, User: s.NameID, SessionIDs: []string{sessionID},
+	resp := &LogoutResponse{ID: e.NewID(), InResponseTo: req.ID, Version: "2.0", IssueInstant: e.now(), Issuer: issuer, Status: st}
+	return lo, resp, nil
+}
+
+// forwardedReason is the Reason the legs carry for a logout a peer started (saml-core 3.7.3):
+// admin when the peer said admin, else user.
+func forwardedReason(r string) string {
+	if r == ReasonAdmin {
+		return r
+	}
+	return ReasonUser
+}
+
+// logout is one logout transaction to run.
+type logout struct {
+	tenantID            string
+	trigger, triggerRef string
+	// reason is the Reason of the LogoutRequests sent; user names the user in the log.
+	reason, user string
+	// issuer and upstreamIssuer are the broker's entity IDs toward apps and toward the IdP.
+	issuer, upstreamIssuer string
+	// sessions are the sessions this logout ended (endSessions); none makes a logout without legs.
+	sessions []*db.Session
+	// exceptApp is the app that started the logout: it gets no leg.
+	exceptApp string
+	// noUpstream is set when the IdP started the logout: it gets no leg, and the answer is the
+	// broker's as SP.
+	noUpstream bool
+	now        time.Time
+}
+
+// endSessions ends each session that is still live, atomically, and tombstones its IdP session
+// index. It returns the sessions it ended: one another logout ended first is left to that one.
+func (e *Engine) endSessions(ctx context.Context, ss []*db.Session, now time.Time) ([]*db.Session, error) {
+	var out []*db.Session
+	for _, s := range ss {
+		ended, err := e.Store.EndSession(ctx, s.TenantID, s.ID, now)
+		if err != nil {
+			return nil, err
+		}
+		if !ended {
+			continue
+		}
+		if err := e.tombstone(ctx, s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// run plans the legs of the ended sessions — every participant but the app that started the
+// logout, and each session's IdP unless it started the logout — records the transaction, and
+// runs the legs over the back channel (there is no browser), in parallel, recording each as it
+// settles.
+func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLeg, error) {
+	now := lg.now
+	var all, back []*Leg
+	ids := make([]string, 0, len(lg.sessions))
+	for _, s := range lg.sessions {
+		ids = append(ids, s.ID)
+		parts, err := e.Store.ListParticipants(ctx, lg.tenantID, s.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		in := PlanInput{Browser: false, Reason: lg.reason, Now: now, Timeout: e.timeout(), NewID: e.NewID, Issuer: lg.issuer, UpstreamIssuer: lg.upstreamIssuer}
+		for i := range parts {
+			if parts[i].AppID == lg.exceptApp {
+				continue
+			}
+			p, err := e.Peers.App(ctx, lg.tenantID, &parts[i])
+			if err != nil {
+				// An app deleted since sign-in is still a leg of the log, with nothing to send.
+				p = &Peer{ID: parts[i].AppID, Name: "app " + parts[i].AppID}
+			}
+			in.Apps = append(in.Apps, p)
+		}
+		if !lg.noUpstream {
+			if up, err := e.Peers.Upstream(ctx, lg.tenantID, s); err == nil {
+				in.Upstream = up
+			}
+		}
+		plan := MakePlan(in)
+		all = append(all, plan.All()...)
+		back = append(back, plan.Back...)
+		if plan.Upstream != nil && plan.Upstream.Channel == ChannelSOAP {
+			// No browser: the IdP's leg can run beside the apps'.
+			back = append(back, plan.Upstream)
+		}
+	}
+	lo := &db.Logout{TenantID: lg.tenantID, Trigger: lg.trigger, TriggerRef: lg.triggerRef, User: lg.user, SessionIDs: ids,
 		State: db.LogoutRunning, StartedAt: now, Deadline: now.Add(e.timeout())}
-	legs := make([]db.LogoutLeg, 0, len(plan.All()))
-	for _, l := range plan.All() {
+	legs := make([]db.LogoutLeg, 0, len(all))
+	for _, l := range all {
 		legs = append(legs, legRecord(l, now))
 	}
 	if err := e.Store.CreateLogout(ctx, lo, legs); err != nil {
 		return nil, nil, fmt.Errorf("record logout: %w", err)
 	}
 	byLeg := map[*Leg]*db.LogoutLeg{}
-	for i, l := range plan.All() {
+	for i, l := range all {
 		byLeg[l] = &legs[i]
 	}
 	// Peers that cannot be reached are settled at once.
-	for _, l := range plan.All() {
+	for _, l := range all {
 		if l.Channel == ChannelNone {
 			e.finish(ctx, byLeg[l], &Result{Leg: l, ErrorClass: ClassNotSupported, Diagnosis: l.Reason})
 		}
 	}
-	back := plan.Back
-	if plan.Upstream != nil && plan.Upstream.Channel == ChannelSOAP {
-		// No browser: the IdP's leg can run beside the apps'.
-		back = append(append([]*Leg{}, back...), plan.Upstream)
-	}
-	signer := func(alg string) (*Signer, error) { return e.Signers(ctx, tenantID, alg) }
+	signer := func(alg string) (*Signer, error) { return e.Signers(ctx, lg.tenantID, alg) }
 	for _, r := range RunBack(ctx, back, e.SOAP, signer, e.timeout()) {
 		e.finish(ctx, byLeg[r.Leg], r)
 	}
@@ -146,14 +359,19 @@ func (e *Engine) EndSession(ctx context.Context, tenantID, sessionID, trigger, t
 // tombstone records the session's upstream SessionIndex as ended until the session would have
 // expired, so that a late assertion cannot open it again.
 func (e *Engine) tombstone(ctx context.Context, s *db.Session) error {
-	if s.UpstreamSessionIndex == "" {
+	return e.tombstoneIndex(ctx, s.TenantID, s.ConnectionID, s.UpstreamSessionIndex, s.ExpiresAt)
+}
+
+// tombstoneIndex marks the IdP session index as logged out until the given time, and for at
+// least an hour (longer than any assertion of it is valid).
+func (e *Engine) tombstoneIndex(ctx context.Context, tenantID, connectionID, sessionIndex string, until time.Time) error {
+	if sessionIndex == "" {
 		return nil
 	}
-	until := s.ExpiresAt
 	if min := e.now().Add(time.Hour); until.Before(min) {
 		until = min
 	}
-	_, err := e.Store.MarkSeen(ctx, s.TenantID, TombstoneKey(s.ConnectionID, s.UpstreamSessionIndex), until)
+	_, err := e.Store.MarkSeen(ctx, tenantID, TombstoneKey(connectionID, sessionIndex), until)
 	return err
 }
 

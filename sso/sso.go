@@ -18,6 +18,7 @@ import (
 
 	"github.com/sloworks/broker/db"
 	"github.com/sloworks/broker/keys"
+	"github.com/sloworks/broker/slo"
 	"github.com/sloworks/broker/tenants"
 )
 
@@ -77,6 +78,8 @@ type Handler struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	cfg     Config
+	// logout runs the logouts the SLO endpoints receive (SetLogout); nil: they answer a fault.
+	logout *slo.Engine
 }
 
 // New returns a Handler. now is the clock (nil: time.Now).
@@ -96,6 +99,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	g.GET("/idp/sso", h.idpSSO)
 	g.POST("/idp/sso", h.idpSSO)
 	g.POST("/sp/acs", h.spACS)
+	g.POST("/idp/slo/soap", h.idpSLOSOAP)
+	g.POST("/sp/slo/soap", h.spSLOSOAP)
 }
 
 // URLs of one tenant's endpoints (the public contract).

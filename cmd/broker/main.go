@@ -161,6 +161,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 	h.Register(e)
 	engine := &slo.Engine{Store: store, Peers: h.Peers(), Signers: h.Signers(), SOAP: &binding.SOAPClient{HTTP: &http.Client{}},
 		LegTimeout: cfg.LogoutLegTimeout, Logger: logger, Now: time.Now, NewID: sso.RandomID}
+	h.SetLogout(engine)
 	admin.New(ts, h, tokenHash, logger).WithSessions(store, engine).Register(e)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

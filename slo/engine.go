@@ -2,6 +2,7 @@ package slo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -109,6 +110,28 @@ func (e *Engine) EndSession(ctx context.Context, tenantID, sessionID, trigger, t
 // (saml-core 3.7.3.2). A session that is already gone or unknown is logged out as far as the
 // broker knows: Success, recorded as a logout without legs.
 func (e *Engine) AppLogout(ctx context.Context, tenantID string, app *Peer, req *LogoutRequest) (*db.Logout, *LogoutResponse, error) {
+	lg, sessions, err := e.appLogout(ctx, tenantID, app, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.answered(ctx, lg, sessions, req)
+}
+
+// AppLogoutFront is a logout an app started through the browser (Redirect or POST): the same
+// sessions as AppLogout end at once, back-channel legs start at once in the background, and the
+// front-channel legs wait for the browser on the logout page; the initiator is answered when the
+// browser comes back (Continue).
+func (e *Engine) AppLogoutFront(ctx context.Context, tenantID string, app *Peer, req *LogoutRequest, ini *Initiator) (*db.Logout, error) {
+	lg, sessions, err := e.appLogout(ctx, tenantID, app, req)
+	if err != nil {
+		return nil, err
+	}
+	lg.browser, lg.initiator = true, ini
+	return e.started(ctx, lg, sessions)
+}
+
+// appLogout finds the sessions of an app's LogoutRequest (see AppLogout).
+func (e *Engine) appLogout(ctx context.Context, tenantID string, app *Peer, req *LogoutRequest) (*logout, []*db.Session, error) {
 	var parts []db.Participant
 	if len(req.SessionIndexes) == 0 {
 		ps, err := e.Store.ListParticipantsOfApp(ctx, tenantID, app.ID, req.NameID.Value)
@@ -154,7 +177,7 @@ func (e *Engine) AppLogout(ctx context.Context, tenantID string, app *Peer, req 
 	}
 	lg := &logout{tenantID: tenantID, trigger: TriggerApp, triggerRef: app.ID, reason: forwardedReason(req.Reason), user: user,
 		exceptApp: app.ID, now: e.now()}
-	return e.answered(ctx, lg, sessions, req)
+	return lg, sessions, nil
 }
 
 // IdPLogout is a logout the tenant's IdP (the connection's upstream) started over the back
@@ -165,6 +188,27 @@ func (e *Engine) AppLogout(ctx context.Context, tenantID string, app *Peer, req 
 // is told over the back channel (the IdP itself is not), and the answer for the IdP is returned,
 // with the status rules of AppLogout.
 func (e *Engine) IdPLogout(ctx context.Context, tenantID string, upstream *Peer, connectionID string, req *LogoutRequest) (*db.Logout, *LogoutResponse, error) {
+	lg, sessions, err := e.idpLogout(ctx, tenantID, upstream, connectionID, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.answered(ctx, lg, sessions, req)
+}
+
+// IdPLogoutFront is a logout the IdP started through the browser: the sessions end at once, their
+// apps are told (back channel at once, front channel on the logout page), and the IdP is
+// answered when the browser comes back (Continue).
+func (e *Engine) IdPLogoutFront(ctx context.Context, tenantID string, upstream *Peer, connectionID string, req *LogoutRequest, ini *Initiator) (*db.Logout, error) {
+	lg, sessions, err := e.idpLogout(ctx, tenantID, upstream, connectionID, req)
+	if err != nil {
+		return nil, err
+	}
+	lg.browser, lg.initiator = true, ini
+	return e.started(ctx, lg, sessions)
+}
+
+// idpLogout finds the sessions of the IdP's LogoutRequest (see IdPLogout).
+func (e *Engine) idpLogout(ctx context.Context, tenantID string, upstream *Peer, connectionID string, req *LogoutRequest) (*logout, []*db.Session, error) {
 	var sessions []*db.Session
 	if len(req.SessionIndexes) == 0 {
 		ss, err := e.Store.FindSessionsByNameID(ctx, tenantID, connectionID, req.NameID.Value)
@@ -205,7 +249,7 @@ func (e *Engine) IdPLogout(ctx context.Context, tenantID string, upstream *Peer,
 			return nil, nil, err
 		}
 	}
-	return e.answered(ctx, lg, sessions, req)
+	return lg, sessions, nil
 }
 
 // answered ends the sessions, runs the logout and makes the LogoutResponse for the peer that
@@ -244,6 +288,19 @@ func (e *Engine) answered(ctx context.Context, lg *logout, sessions []*db.Sessio
 	return lo, resp, nil
 }
 
+// started ends the sessions and starts a front-channel logout (the browser takes it on).
+func (e *Engine) started(ctx context.Context, lg *logout, sessions []*db.Session) (*db.Logout, error) {
+	var err error
+	if lg.issuer, lg.upstreamIssuer, err = e.Peers.Issuers(ctx, lg.tenantID); err != nil {
+		return nil, err
+	}
+	if lg.sessions, err = e.endSessions(ctx, sessions, lg.now); err != nil {
+		return nil, err
+	}
+	lo, _, err := e.run(ctx, lg)
+	return lo, err
+}
+
 // forwardedReason is the Reason the legs carry for a logout a peer started (saml-core 3.7.3):
 // admin when the peer said admin, else user.
 func forwardedReason(r string) string {
@@ -268,7 +325,11 @@ type logout struct {
 	// noUpstream is set when the IdP started the logout: it gets no leg, and the answer is the
 	// broker's as SP.
 	noUpstream bool
-	now        time.Time
+	// browser: the user's browser is part of the logout (front channel possible); the
+	// initiator is answered through it.
+	browser   bool
+	initiator *Initiator
+	now       time.Time
 }
 
 // endSessions ends each session that is still live, atomically, and tombstones its IdP session
@@ -305,7 +366,7 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 		if err != nil {
 			return nil, nil, err
 		}
-		in := PlanInput{Browser: false, Reason: lg.reason, Now: now, Timeout: e.timeout(), NewID: e.NewID, Issuer: lg.issuer, UpstreamIssuer: lg.upstreamIssuer}
+		in := PlanInput{Browser: lg.browser, Reason: lg.reason, Now: now, Timeout: e.timeout(), NewID: e.NewID, Issuer: lg.issuer, UpstreamIssuer: lg.upstreamIssuer}
 		for i := range parts {
 			if parts[i].AppID == lg.exceptApp {
 				continue
@@ -325,16 +386,32 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 		plan := MakePlan(in)
 		all = append(all, plan.All()...)
 		back = append(back, plan.Back...)
-		if plan.Upstream != nil && plan.Upstream.Channel == ChannelSOAP {
-			// No browser: the IdP's leg can run beside the apps'.
+		if plan.Upstream != nil && plan.Upstream.Channel == ChannelSOAP && !lg.browser {
+			// No browser: the IdP's leg can run beside the apps'. With one, it runs last.
 			back = append(back, plan.Upstream)
 		}
 	}
 	lo := &db.Logout{TenantID: lg.tenantID, Trigger: lg.trigger, TriggerRef: lg.triggerRef, User: lg.user, SessionIDs: ids,
 		State: db.LogoutRunning, StartedAt: now, Deadline: now.Add(e.timeout())}
+	if lg.initiator != nil {
+		ini, err := json.Marshal(lg.initiator)
+		if err != nil {
+			return nil, nil, err
+		}
+		lo.Initiator = ini
+	}
 	legs := make([]db.LogoutLeg, 0, len(all))
 	for _, l := range all {
-		legs = append(legs, legRecord(l, now))
+		rec := legRecord(l, now)
+		if l.Channel != ChannelNone && l.Channel != ChannelSOAP {
+			// A front-channel request is kept unsigned; it is signed when the browser fetches it.
+			sent, err := serialize(l.Request.Element())
+			if err != nil {
+				return nil, nil, err
+			}
+			rec.Sent = sent
+		}
+		legs = append(legs, rec)
 	}
 	if err := e.Store.CreateLogout(ctx, lo, legs); err != nil {
 		return nil, nil, fmt.Errorf("record logout: %w", err)
@@ -348,6 +425,18 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 		if l.Channel == ChannelNone {
 			e.finish(ctx, byLeg[l], &Result{Leg: l, ErrorClass: ClassNotSupported, Diagnosis: l.Reason})
 		}
+	}
+	if lg.browser {
+		// The browser goes on to the logout page now; the back channel settles meanwhile, within
+		// the deadline, whatever becomes of this request.
+		bctx := context.WithoutCancel(ctx)
+		go func() {
+			signer := func(alg string) (*Signer, error) { return e.Signers(bctx, lg.tenantID, alg) }
+			for _, r := range RunBack(bctx, back, e.SOAP, signer, e.timeout()) {
+				e.finish(bctx, byLeg[r.Leg], r)
+			}
+		}()
+		return lo, legs, nil
 	}
 	signer := func(alg string) (*Signer, error) { return e.Signers(ctx, lg.tenantID, alg) }
 	for _, r := range RunBack(ctx, back, e.SOAP, signer, e.timeout()) {

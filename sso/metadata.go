@@ -44,7 +44,8 @@ func (h *Handler) IdPMetadata(slug string, cert *x509.Certificate, now time.Time
 					ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol",
 					KeyDescriptors:             []saml.KeyDescriptor{signingKeyDescriptor(cert)},
 				},
-				NameIDFormats: nameIDFormats,
+				SingleLogoutServices: sloServices(h.idpSLOURL(slug), h.idpSLOSOAPURL(slug)),
+				NameIDFormats:        nameIDFormats,
 			},
 			WantAuthnRequestsSigned: &wantSigned,
 			SingleSignOnServices: []saml.Endpoint{
@@ -69,7 +70,8 @@ func (h *Handler) SPMetadata(slug string, cert *x509.Certificate, now time.Time)
 					ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol",
 					KeyDescriptors:             []saml.KeyDescriptor{signingKeyDescriptor(cert)},
 				},
-				NameIDFormats: nameIDFormats,
+				SingleLogoutServices: sloServices(h.spSLOURL(slug), h.spSLOSOAPURL(slug)),
+				NameIDFormats:        nameIDFormats,
 			},
 			AuthnRequestsSigned:  &yes,
 			WantAssertionsSigned: &yes,
@@ -77,6 +79,16 @@ func (h *Handler) SPMetadata(slug string, cert *x509.Certificate, now time.Time)
 				{Binding: saml.HTTPPostBinding, Location: h.acsURL(slug), Index: 0, IsDefault: &isDefault},
 			},
 		}},
+	}
+}
+
+// sloServices are the broker's SingleLogoutService endpoints: Redirect and POST through the
+// browser, SOAP for the back channel.
+func sloServices(front, soap string) []saml.Endpoint {
+	return []saml.Endpoint{
+		{Binding: saml.HTTPRedirectBinding, Location: front},
+		{Binding: saml.HTTPPostBinding, Location: front},
+		{Binding: saml.SOAPBinding, Location: soap},
 	}
 }
 

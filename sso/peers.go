@@ -13,7 +13,10 @@ import (
 // logout reaches, from the apps' metadata and the connection's provider.
 type Peers struct{ h *Handler }
 
-var _ slo.Peers = Peers{}
+var (
+	_ slo.Peers      = Peers{}
+	_ slo.FrontPeers = Peers{}
+)
 
 // Peers returns the logout engine's view of the tenants' apps and IdPs.
 func (h *Handler) Peers() Peers { return Peers{h} }
@@ -21,7 +24,18 @@ func (h *Handler) Peers() Peers { return Peers{h} }
 // App is the participant's app as a logout peer, with the NameID and SessionIndex the broker
 // issued to it.
 func (p Peers) App(ctx context.Context, tenantID string, part *db.Participant) (*slo.Peer, error) {
-	app, err := p.h.tenants.App(ctx, tenantID, part.AppID)
+	peer, err := p.AppPeer(ctx, tenantID, part.AppID)
+	if err != nil {
+		return nil, err
+	}
+	peer.NameID = slo.NameID{Value: part.NameID, Format: part.NameIDFormat, NameQualifier: part.NameQualifier, SPNameQualifier: part.SPNameQualifier}
+	peer.SessionIndexes = []string{part.SessionIndex}
+	return peer, nil
+}
+
+// AppPeer is one of the tenant's apps as a logout peer (without a subject).
+func (p Peers) AppPeer(ctx context.Context, tenantID, appID string) (*slo.Peer, error) {
+	app, err := p.h.tenants.App(ctx, tenantID, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -29,23 +43,29 @@ func (p Peers) App(ctx context.Context, tenantID string, part *db.Participant) (
 	if err != nil {
 		return nil, err
 	}
-	peer := &slo.Peer{ID: app.ID, Name: app.Name, EntityID: app.EntityID, Certs: sp.SigningCerts,
-		NameID:         slo.NameID{Value: part.NameID, Format: part.NameIDFormat, NameQualifier: part.NameQualifier, SPNameQualifier: part.SPNameQualifier},
-		SessionIndexes: []string{part.SessionIndex}}
+	peer := &slo.Peer{ID: app.ID, Name: app.Name, EntityID: app.EntityID, Certs: sp.SigningCerts}
 	for _, e := range sp.SLO {
 		peer.SLO = append(peer.SLO, providers.Endpoint{Binding: providers.Binding(e.Binding), Location: e.Location, ResponseLocation: e.ResponseLocation})
 	}
 	return peer, nil
 }
 
-// Upstream is the session's IdP as a logout peer, with the NameID and SessionIndex it issued.
-func (p Peers) Upstream(ctx context.Context, tenantID string, s *db.Session) (*slo.Peer, error) {
-	conn, up, err := p.h.tenants.Connection(ctx, tenantID, s.ConnectionID)
+// ConnectionPeer is one of the tenant's IdP connections as a logout peer (without a subject).
+func (p Peers) ConnectionPeer(ctx context.Context, tenantID, connectionID string) (*slo.Peer, error) {
+	conn, up, err := p.h.tenants.Connection(ctx, tenantID, connectionID)
 	if err != nil {
 		return nil, err
 	}
-	peer := &slo.Peer{Upstream: true, ID: conn.ID, Name: conn.Name, EntityID: up.EntityID, SLO: up.SLO, Certs: up.SigningCerts, Quirks: up.Quirks,
-		NameID: slo.NameID{Value: s.NameID, Format: s.NameIDFormat, NameQualifier: s.NameQualifier, SPNameQualifier: s.SPNameQualifier}}
+	return &slo.Peer{Upstream: true, ID: conn.ID, Name: conn.Name, EntityID: up.EntityID, SLO: up.SLO, Certs: up.SigningCerts, Quirks: up.Quirks}, nil
+}
+
+// Upstream is the session's IdP as a logout peer, with the NameID and SessionIndex it issued.
+func (p Peers) Upstream(ctx context.Context, tenantID string, s *db.Session) (*slo.Peer, error) {
+	peer, err := p.ConnectionPeer(ctx, tenantID, s.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	peer.NameID = slo.NameID{Value: s.NameID, Format: s.NameIDFormat, NameQualifier: s.NameQualifier, SPNameQualifier: s.SPNameQualifier}
 	if s.UpstreamSessionIndex != "" {
 		peer.SessionIndexes = []string{s.UpstreamSessionIndex}
 	}

@@ -97,6 +97,19 @@ func (h *Handler) readLogoutSOAP(c echo.Context, t *db.Tenant, fromIdP bool) (*s
 	if rcv.Kind() != "LogoutRequest" {
 		return nil, nil, refuse(ReasonMalformed, nil, "the SOAP Body holds a %s; this endpoint takes a LogoutRequest", rcv.Kind())
 	}
+	endpoint := h.idpSLOSOAPURL(t.Slug)
+	if fromIdP {
+		endpoint = h.spSLOSOAPURL(t.Slug)
+	}
+	return h.checkLogoutRequest(ctx, t, rcv, fromIdP, endpoint)
+}
+
+// checkLogoutRequest checks a received LogoutRequest in any binding: a sender known by its
+// claimed Issuer, a signature by a key in that sender's metadata (unsigned is refused), then on
+// the signed request alone: the Issuer, the Destination (endpoint), NotOnOrAfter, IssueInstant
+// and that its ID was not seen before.
+func (h *Handler) checkLogoutRequest(ctx context.Context, t *db.Tenant, rcv *slo.Received, fromIdP bool, endpoint string) (*slo.LogoutRequest, *slo.Peer, error) {
+	var err error
 	// Who claims to have sent it decides whose keys must have signed it; nothing else is read
 	// before the signature is checked.
 	claimed := rcv.ClaimedIssuer()
@@ -105,18 +118,15 @@ func (h *Handler) readLogoutSOAP(c echo.Context, t *db.Tenant, fromIdP bool) (*s
 	}
 	var (
 		peer      *slo.Peer
-		endpoint  string
 		allowSHA1 bool
 	)
 	if fromIdP {
 		peer, err = h.logoutIdP(ctx, t, claimed)
-		endpoint = h.spSLOSOAPURL(t.Slug)
 		if err == nil {
 			allowSHA1 = peer.Quirks.LogoutSigAlg == binding.SigAlgRSASHA1
 		}
 	} else {
 		peer, err = h.logoutApp(ctx, t, claimed)
-		endpoint = h.idpSLOSOAPURL(t.Slug)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -101,6 +101,13 @@ func (h *Handler) Register(e *echo.Echo) {
 	g.POST("/sp/acs", h.spACS)
 	g.POST("/idp/slo/soap", h.idpSLOSOAP)
 	g.POST("/sp/slo/soap", h.spSLOSOAP)
+	g.GET("/idp/slo", h.idpSLO)
+	g.POST("/idp/slo", h.idpSLO)
+	g.GET("/sp/slo", h.spSLO)
+	g.POST("/sp/slo", h.spSLO)
+	g.GET("/logout/:id", h.logoutPage)
+	g.GET("/logout/:id/leg/:leg", h.logoutLeg)
+	g.GET("/logout/:id/status", h.logoutStatus)
 }
 
 // URLs of one tenant's endpoints (the public contract).

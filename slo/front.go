@@ -1,0 +1,234 @@
+package slo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/beevik/etree"
+
+	"github.com/sloworks/broker/binding"
+	"github.com/sloworks/broker/db"
+	"github.com/sloworks/broker/providers"
+)
+
+// Initiator is who started a logout and how to answer them; it is kept with the logout (as
+// JSON) so that any replica can answer when the browser comes back.
+type Initiator struct {
+	// Kind is "app" or "idp"; empty for logouts nobody is waiting for (admin, expiry, SOAP).
+	Kind string `json:"kind,omitempty"`
+	// PeerID is the app or connection ID.
+	PeerID string `json:"peer_id,omitempty"`
+	// Binding is how the answer goes back (Redirect or POST).
+	Binding providers.Binding `json:"binding,omitempty"`
+	// RequestID is the initiator's LogoutRequest ID (the answer's InResponseTo).
+	RequestID   string `json:"request_id,omitempty"`
+	RelayState  string `json:"relay_state,omitempty"`
+	ResponseURL string `json:"response_url,omitempty"`
+	// Issuer is the broker's entity ID toward the initiator.
+	Issuer string `json:"issuer,omitempty"`
+	SigAlg string `json:"sig_alg,omitempty"`
+}
+
+// FrontPeers finds a front-channel leg's peer by ID, when the browser brings the leg back.
+type FrontPeers interface {
+	AppPeer(ctx context.Context, tenantID, appID string) (*Peer, error)
+	ConnectionPeer(ctx context.Context, tenantID, connectionID string) (*Peer, error)
+}
+
+// Outgoing is a message to send through the browser: a redirect URL, or a form to post.
+type Outgoing struct {
+	RedirectURL string
+	Form        *binding.Form
+}
+
+func (e *Engine) legPeer(ctx context.Context, fp FrontPeers, tenantID string, leg *db.LogoutLeg) (*Peer, error) {
+	if leg.Target == "upstream" {
+		return fp.ConnectionPeer(ctx, tenantID, leg.TargetID)
+	}
+	return fp.AppPeer(ctx, tenantID, leg.TargetID)
+}
+
+// SendFront signs a front-channel leg's request, kept (unsigned) in the leg's Sent when the logout
+// was planned, for its peer's Redirect or POST endpoint named by the request's Destination.
+// relayState rides along (the logout ID, so the answer finds its way back).
+func (e *Engine) SendFront(ctx context.Context, fp FrontPeers, tenantID string, leg *db.LogoutLeg, relayState string) (*Outgoing, error) {
+	if leg.State != db.LegPending {
+		return nil, fmt.Errorf("leg %s is already done", leg.ID)
+	}
+	peer, err := e.legPeer(ctx, fp, tenantID, leg)
+	if err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(leg.Sent); err != nil {
+		return nil, fmt.Errorf("leg %s: stored request: %w", leg.ID, err)
+	}
+	dest := doc.Root().SelectAttrValue("Destination", "")
+	var ep *providers.Endpoint
+	for i := range peer.SLO {
+		if peer.SLO[i].Location == dest && peer.SLO[i].Binding != providers.BindingSOAP {
+			ep = &peer.SLO[i]
+			break
+		}
+	}
+	if ep == nil {
+		return nil, fmt.Errorf("leg %s: %s no longer has a front-channel SingleLogoutService at %s", leg.ID, peer.Name, dest)
+	}
+	s, err := e.Signers(ctx, tenantID, peer.Quirks.LogoutSigAlg)
+	if err != nil {
+		return nil, err
+	}
+	if ep.Binding == providers.BindingRedirect {
+		u, err := binding.EncodeRedirect(dest, "SAMLRequest", leg.Sent, relayState, s.Key, s.SigAlg)
+		if err != nil {
+			return nil, err
+		}
+		return &Outgoing{RedirectURL: u}, nil
+	}
+	el := doc.Root()
+	if err := binding.SignEnveloped(el, s.Key, s.Cert, s.SigAlg); err != nil {
+		return nil, err
+	}
+	signed, err := serialize(el)
+	if err != nil {
+		return nil, err
+	}
+	return &Outgoing{Form: &binding.Form{Action: dest, Param: "SAMLRequest", Message: signed, RelayState: relayState}}, nil
+}
+
+// ErrUnknownResponse is returned for a LogoutResponse that answers no leg of the tenant.
+var ErrUnknownResponse = errors.New("LogoutResponse answers no logout leg")
+
+// FinishFront records a peer's LogoutResponse that came back through the browser: it finds the
+// leg by InResponseTo, verifies the answer against that peer's keys, and settles the leg.
+func (e *Engine) FinishFront(ctx context.Context, fp FrontPeers, tenantID string, rcv *Received) (*db.LogoutLeg, *Result, error) {
+	inResponseTo := rcv.Element.SelectAttrValue("InResponseTo", "")
+	leg, err := e.Store.GetLegByRequestID(ctx, tenantID, inResponseTo)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: InResponseTo %q", ErrUnknownResponse, inResponseTo)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if leg.State != db.LegPending {
+		return leg, nil, nil // settled already (the deadline passed, or a replayed answer)
+	}
+	peer, err := e.legPeer(ctx, fp, tenantID, leg)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := &LogoutRequest{ID: leg.RequestID}
+	r := &Result{Leg: &Leg{Peer: peer, Request: req}, Latency: e.now().Sub(leg.StartedAt)}
+	raw := elementBytes(rcv.Element)
+	checkAnswer(r, rcv)
+	r.Received = raw
+	e.finish(ctx, leg, r)
+	return leg, r, nil
+}
+
+// Step is what the browser does next in a front-channel logout.
+type Step struct {
+	// Wait: front-channel legs are still running; show the logout page.
+	Wait bool
+	// Send is the next message for the browser (the IdP's leg, or the answer to the initiator);
+	// nil with Done when nobody waits for an answer.
+	Send *Outgoing
+	Done bool
+	// Logout is the transaction as it stands.
+	Logout *db.Logout
+	Legs   []db.LogoutLeg
+}
+
+// Continue moves a front-channel logout on when the browser comes back to it: app legs still
+// pending past the deadline are settled as "no answer"; then the IdP's front-channel leg, if any,
+// is sent; then the initiator gets its answer (Success, or PartialLogout when any leg failed).
+func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID string) (*Step, error) {
+	lo, legs, err := e.Store.GetLogout(ctx, tenantID, logoutID)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	var upstream *db.LogoutLeg
+	waiting := false
+	for i := range legs {
+		l := &legs[i]
+		if l.Target == "upstream" {
+			upstream = l
+			continue
+		}
+		if l.State == db.LegPending {
+			if now.Before(lo.Deadline) {
+				waiting = true
+				continue
+			}
+			e.finish(ctx, l, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(l.StartedAt),
+				Diagnosis: fmt.Sprintf("%s did not answer in the browser within the logout's time limit (its logout page may refuse to be framed, or need its own cookie)", l.TargetName)})
+		}
+	}
+	if waiting {
+		return &Step{Wait: true, Logout: lo, Legs: legs}, nil
+	}
+	if upstream != nil && upstream.State == db.LegPending {
+		if upstream.Channel == string(ChannelRedirect) || upstream.Channel == string(ChannelPOST) {
+			if !now.After(lo.Deadline.Add(e.timeout())) {
+				out, err := e.SendFront(ctx, fp, tenantID, upstream, lo.ID)
+				if err == nil {
+					return &Step{Send: out, Logout: lo, Legs: legs}, nil
+				}
+				e.finish(ctx, upstream, &Result{ErrorClass: ClassSigningUnavailable, Diagnosis: "the LogoutRequest to the IdP could not be sent: " + err.Error()})
+			} else {
+				e.finish(ctx, upstream, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(upstream.StartedAt), Diagnosis: upstream.TargetName + " did not send the browser back within the logout's time limit"})
+			}
+		}
+	}
+	lo, legs, err = e.complete(ctx, lo)
+	if err != nil {
+		return nil, err
+	}
+	var ini Initiator
+	if len(lo.Initiator) > 0 {
+		if err := json.Unmarshal(lo.Initiator, &ini); err != nil {
+			return nil, fmt.Errorf("logout %s: initiator: %w", lo.ID, err)
+		}
+	}
+	if ini.Kind == "" || ini.ResponseURL == "" {
+		return &Step{Done: true, Logout: lo, Legs: legs}, nil
+	}
+	out, err := e.answer(ctx, tenantID, &ini, lo.Outcome)
+	if err != nil {
+		return nil, err
+	}
+	return &Step{Send: out, Done: true, Logout: lo, Legs: legs}, nil
+}
+
+// AnswerStatus is the status an initiator gets for an outcome: Success, or Success with a nested
+// PartialLogout when any leg failed (saml-core 3.7.3.2).
+func AnswerStatus(outcome string) Status {
+	if outcome == OutcomeSuccess {
+		return Status{Codes: []string{StatusSuccess}}
+	}
+	return Status{Codes: []string{StatusSuccess, StatusPartialLogout}, Message: "not every session could be confirmed as ended"}
+}
+
+// answer signs the LogoutResponse for the initiator, in its binding.
+func (e *Engine) answer(ctx context.Context, tenantID string, ini *Initiator, outcome string) (*Outgoing, error) {
+	resp := &LogoutResponse{ID: e.NewID(), InResponseTo: ini.RequestID, IssueInstant: e.now(), Destination: ini.ResponseURL, Issuer: ini.Issuer, Status: AnswerStatus(outcome)}
+	s, err := e.Signers(ctx, tenantID, ini.SigAlg)
+	if err != nil {
+		return nil, err
+	}
+	if ini.Binding == providers.BindingPOST {
+		f, err := POSTForm(ini.ResponseURL, resp, ini.RelayState, s)
+		if err != nil {
+			return nil, err
+		}
+		return &Outgoing{Form: f}, nil
+	}
+	u, err := RedirectURL(ini.ResponseURL, resp, ini.RelayState, s)
+	if err != nil {
+		return nil, err
+	}
+	return &Outgoing{RedirectURL: u}, nil
+}

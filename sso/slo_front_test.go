@@ -1,0 +1,243 @@
+package sso_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crewjam/saml"
+
+	"github.com/sloworks/broker/db"
+	"github.com/sloworks/broker/slo"
+	"github.com/sloworks/broker/tenants"
+)
+
+// frontSP is an app whose SingleLogoutService is HTTP-Redirect (front channel): it checks the
+// broker's signed LogoutRequest, ends its session, and sends the browser back with its signed
+// LogoutResponse; it also receives the broker's answer to a logout it started.
+type frontSP struct {
+	*testApp
+	h          *harness
+	slug       string
+	srv        *httptest.Server
+	mu         sync.Mutex
+	ended      []*slo.LogoutRequest
+	answers    []*slo.LogoutResponse
+	answerErrs []error
+}
+
+func (h *harness) addFrontApp(t *testing.T, slug, name string) *frontSP {
+	a := &frontSP{testApp: &testApp{entityID: "https://" + name + ".example/metadata", peerKey: testKey(t, "app-"+name)}, h: h, slug: slug}
+	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
+	t.Cleanup(a.srv.Close)
+	a.acs = a.srv.URL + "/acs"
+	signs := false
+	ed := saml.EntityDescriptor{EntityID: a.entityID, SPSSODescriptors: []saml.SPSSODescriptor{{
+		SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol", KeyDescriptors: certData(a.cert)},
+			SingleLogoutServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: a.srv.URL + "/slo"}}},
+		AuthnRequestsSigned:       &signs,
+		AssertionConsumerServices: []saml.IndexedEndpoint{{Binding: saml.HTTPPostBinding, Location: a.acs, Index: 0}},
+	}}}
+	md, _ := xml.Marshal(ed)
+	if _, _, err := h.tenants.CreateApp(context.Background(), h.fx[slug].tenant, tenants.AppInput{Name: name, MetadataXML: string(md)}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *frontSP) serve(w http.ResponseWriter, r *http.Request) {
+	rcv, err := slo.ReadRedirect(r.URL.RawQuery)
+	if err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	if err := rcv.Verify([]*x509.Certificate{a.h.brokerCert(a.slug)}, false); err != nil {
+		http.Error(w, "signature: "+err.Error(), 400)
+		return
+	}
+	if rcv.Kind() == "LogoutResponse" {
+		resp, err := slo.ParseLogoutResponse(rcv.Element)
+		a.mu.Lock()
+		a.answers, a.answerErrs = append(a.answers, resp), append(a.answerErrs, err)
+		a.mu.Unlock()
+		w.Write([]byte("signed out"))
+		return
+	}
+	req, err := slo.ParseLogoutRequest(rcv.Element)
+	if err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	a.mu.Lock()
+	a.ended = append(a.ended, req)
+	a.mu.Unlock()
+	resp := &slo.LogoutResponse{ID: "_r" + randHex(), InResponseTo: req.ID, IssueInstant: time.Now(), Destination: a.h.url(a.slug, "/idp/slo"), Issuer: a.entityID, Status: slo.Status{Codes: []string{slo.StatusSuccess}}}
+	u, err := slo.RedirectURL(a.h.url(a.slug, "/idp/slo"), resp, rcv.RelayState, &slo.Signer{Key: a.key, Cert: a.cert})
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	http.Redirect(w, r, u, http.StatusFound)
+}
+
+// startLogout is the app's signed LogoutRequest for what the broker issued to it.
+func (a *frontSP) logoutURL(t *testing.T, as *saml.Assertion, id string) string {
+	req := &slo.LogoutRequest{ID: id, IssueInstant: time.Now(), Destination: a.h.url(a.slug, "/idp/slo"), Issuer: a.entityID,
+		NameID:         slo.NameID{Value: as.Subject.NameID.Value, Format: as.Subject.NameID.Format, NameQualifier: as.Subject.NameID.NameQualifier, SPNameQualifier: as.Subject.NameID.SPNameQualifier},
+		SessionIndexes: []string{as.AuthnStatements[0].SessionIndex}}
+	u, err := slo.RedirectURL(a.h.url(a.slug, "/idp/slo"), req, "back-to-home", &slo.Signer{Key: a.key, Cert: a.cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+var iframeRE = regexp.MustCompile(`<iframe title="[^"]*" src="([^"]+)"`)
+
+// TestFrontChannelLogout: an app starts a logout through the browser; the broker ends the
+// session, tells the SOAP app at once over the back channel, shows the logout page whose iframe
+// reaches the other front-channel app, and when every leg has settled answers the initiator with a
+// signed PartialLogout (the test IdP has no SLO).
+func TestFrontChannelLogout(t *testing.T) {
+	h := newHarness(t)
+	h.sso.SetLogout(h.engine())
+	initiator := h.addFrontApp(t, "acme", "frontwiki")
+	other := h.addFrontApp(t, "acme", "frontcrm")
+	soap := h.addSOAPApp(t, "acme", "soapapp")
+	b := h.browser()
+	ai := b.signIn(t, "acme", initiator.testApp)
+	ao := b.signIn(t, "acme", other.testApp)
+	b.signIn(t, "acme", soap.testApp)
+
+	r := b.get(initiator.logoutURL(t, ai, "_out1"))
+	if r.status != http.StatusFound || !strings.Contains(r.location, "/t/acme/logout/") {
+		t.Fatalf("logout start: %d %s %s\n%s", r.status, r.location, r.body, h.logs)
+	}
+	page := r.location
+	if n := len(h.sessions("acme")); n != 1 || h.sessions("acme")[0].EndedAt == nil {
+		t.Fatal("session not ended at once")
+	}
+	p := b.get(page)
+	frames := iframeRE.FindAllStringSubmatch(p.body, -1)
+	if p.status != http.StatusOK || len(frames) != 1 || !strings.Contains(p.body, "frontcrm") {
+		t.Fatalf("logout page: %d %d frames\n%s", p.status, len(frames), p.body)
+	}
+	// The iframe: the broker's signed request to the other app, which answers back to the broker.
+	leg := b.get(frames[0][1])
+	if leg.status != http.StatusFound || !strings.HasPrefix(leg.location, other.srv.URL+"/slo?") {
+		t.Fatalf("iframe: %d %s", leg.status, leg.location)
+	}
+	back := b.get(leg.location)
+	if back.status != http.StatusFound {
+		t.Fatalf("app answer: %d %s", back.status, back.body)
+	}
+	done := b.get(back.location)
+	if done.status != http.StatusOK || !strings.Contains(done.body, "Signed out of frontcrm") {
+		t.Fatalf("leg answer: %d %s", done.status, done.body)
+	}
+	other.mu.Lock()
+	if len(other.ended) != 1 || other.ended[0].NameID.Value != ao.Subject.NameID.Value || other.ended[0].SessionIndexes[0] != ao.AuthnStatements[0].SessionIndex {
+		t.Errorf("other app received %+v", other.ended)
+	}
+	other.mu.Unlock()
+	// The SOAP leg runs by itself; wait for the page's status to show every app leg settled.
+	var st struct {
+		Pending int `json:"pending"`
+		Legs    []struct{ Name, State string }
+	}
+	for i := 0; i < 100; i++ {
+		s := b.get(page + "/status")
+		json.Unmarshal([]byte(s.body), &st)
+		if st.Pending == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Pending != 0 {
+		t.Fatalf("legs still pending: %+v", st)
+	}
+	// Back to the page: the initiator gets its answer.
+	fin := b.get(page)
+	if fin.status != http.StatusFound || !strings.HasPrefix(fin.location, initiator.srv.URL+"/slo?") {
+		t.Fatalf("final step: %d %s %s", fin.status, fin.location, fin.body)
+	}
+	u, _ := url.Parse(fin.location)
+	if u.Query().Get("RelayState") != "back-to-home" {
+		t.Errorf("RelayState %q not carried back", u.Query().Get("RelayState"))
+	}
+	b.get(fin.location)
+	initiator.mu.Lock()
+	if len(initiator.answers) != 1 || initiator.answerErrs[0] != nil || initiator.answers[0].InResponseTo != "_out1" ||
+		initiator.answers[0].Status.Top() != slo.StatusSuccess || initiator.answers[0].Status.Sub() != slo.StatusPartialLogout {
+		t.Errorf("initiator's answer: %+v %v", initiator.answers, initiator.answerErrs)
+	}
+	if len(initiator.ended) != 0 {
+		t.Error("the initiator was sent a LogoutRequest too")
+	}
+	initiator.mu.Unlock()
+	soap.mu.Lock()
+	if len(soap.ended) != 1 {
+		t.Errorf("SOAP app got %d requests", len(soap.ended))
+	}
+	soap.mu.Unlock()
+	los, _ := h.store.ListLogouts(context.Background(), h.fx["acme"].tenant.ID, db.LogoutFilter{})
+	if len(los) != 1 || los[0].Outcome != slo.OutcomePartial || los[0].Trigger != slo.TriggerApp {
+		t.Fatalf("log: %+v", los)
+	}
+	_, legs, _ := h.store.GetLogout(context.Background(), los[0].TenantID, los[0].ID)
+	byName := map[string]db.LogoutLeg{}
+	for _, l := range legs {
+		byName[l.TargetName] = l
+	}
+	if l := byName["frontcrm"]; l.Channel != "iframe" || l.ErrorClass != "" || len(l.Received) == 0 {
+		t.Errorf("front leg %+v", l)
+	}
+	if l := byName["soapapp"]; l.Channel != "soap" || l.ErrorClass != "" {
+		t.Errorf("soap leg %+v", l)
+	}
+	// Another browser cannot see this logout page.
+	if r := h.browser().get(page); r.status != http.StatusNotFound {
+		t.Errorf("another browser sees the logout page: %d", r.status)
+	}
+}
+
+// TestFrontChannelLegTimesOut: an app whose iframe never answers is settled as "no answer" when
+// the deadline passes, and the initiator still gets its (partial) answer.
+func TestFrontChannelLegTimesOut(t *testing.T) {
+	h := newHarness(t)
+	e := h.engine()
+	e.LegTimeout = 300 * time.Millisecond
+	h.sso.SetLogout(e)
+	initiator := h.addFrontApp(t, "acme", "frontwiki")
+	silent := h.addFrontApp(t, "acme", "silent")
+	b := h.browser()
+	ai := b.signIn(t, "acme", initiator.testApp)
+	b.signIn(t, "acme", silent.testApp)
+	r := b.get(initiator.logoutURL(t, ai, "_out2"))
+	page := r.location
+	if p := b.get(page); !strings.Contains(p.body, "silent") {
+		t.Fatalf("page: %s", p.body)
+	}
+	// The browser never loads the iframe (framing refused, say). After the deadline:
+	time.Sleep(400 * time.Millisecond)
+	fin := b.get(page)
+	if fin.status != http.StatusFound || !strings.HasPrefix(fin.location, initiator.srv.URL+"/slo?") {
+		t.Fatalf("final step: %d %s", fin.status, fin.body)
+	}
+	los, _ := h.store.ListLogouts(context.Background(), h.fx["acme"].tenant.ID, db.LogoutFilter{})
+	_, legs, _ := h.store.GetLogout(context.Background(), los[0].TenantID, los[0].ID)
+	for _, l := range legs {
+		if l.TargetName == "silent" && (l.ErrorClass != slo.ClassNoAnswer || l.State != db.LegDone) {
+			t.Errorf("silent leg %+v", l)
+		}
+	}
+}

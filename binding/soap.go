@@ -88,7 +88,12 @@ type SOAPHTTPError struct {
 	// Snippet is the start of the body (its first 200 bytes), control characters removed and runs
 	// of white space collapsed to one space.
 	Snippet string
+	// Body is the answer as received, at most MaxErrorBody bytes, for the logout log.
+	Body []byte
 }
+
+// MaxErrorBody is how much of a non-SOAP answer a SOAPHTTPError keeps.
+const MaxErrorBody = 16 << 10
 
 func (e *SOAPHTTPError) Error() string {
 	return fmt.Sprintf("peer answered HTTP %d with %q instead of a SOAP message: %q", e.Status, e.ContentType, e.Snippet)
@@ -587,5 +592,6 @@ func (c *SOAPClient) Call(ctx context.Context, url string, msg []byte) (*etree.E
 		Status:      resp.StatusCode,
 		ContentType: printable(resp.Header.Get("Content-Type"), snippetLen),
 		Snippet:     printable(string(body[:min(len(body), snippetLen)]), snippetLen),
+		Body:        body[:min(len(body), MaxErrorBody)],
 	}
 }

@@ -72,6 +72,15 @@ func runSOAPLeg(ctx context.Context, l *Leg, caller SOAPCaller, signerFor func(s
 	r.Latency = time.Since(start)
 	if err != nil {
 		r.ErrorClass, r.Diagnosis = classifyCallError(name, url, timeout, err)
+		// Keep what the peer answered, when it answered something, for support staff.
+		var herr *binding.SOAPHTTPError
+		var fault *binding.SOAPFault
+		switch {
+		case errors.As(err, &herr):
+			r.Received = herr.Body
+		case errors.As(err, &fault):
+			r.Received = []byte("SOAP Fault " + fault.Code + ": " + fault.String)
+		}
 		return r
 	}
 	r.Received = elementBytes(answer)

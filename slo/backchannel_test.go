@@ -184,6 +184,9 @@ func TestRunBack(t *testing.T) {
 		if len(r.Sent) == 0 {
 			t.Errorf("%s: sent message not recorded", m.mode)
 		}
+		if (m.mode == "html500" && !strings.Contains(string(r.Received), "lasso error -304")) || (m.mode == "fault" && !strings.Contains(string(r.Received), "database down")) {
+			t.Errorf("%s: the peer's answer is not kept for the log: %q", m.mode, r.Received)
+		}
 		if m.mode == "ok" && (len(r.Received) == 0 || r.Status.Top() != StatusSuccess) {
 			t.Errorf("ok: received %q status %v", r.Received, r.Status)
 		}

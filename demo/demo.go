@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"html/template"
@@ -35,7 +36,16 @@ type Demo struct {
 	app     *samlsp.Middleware
 	base    string
 	handler http.Handler
+
+	idpKey, appKey   *rsa.PrivateKey
+	idpCert, appCert *x509.Certificate
+	// brokerSLO and brokerSPSLO are the broker's SingleLogoutService (Redirect) as IdP and as SP;
+	// brokerCerts its signing certificates.
+	brokerSLO, brokerSPSLO string
+	brokerCerts            []*x509.Certificate
 }
+
+var randRead = rand.Read
 
 // New builds the demo under base (the broker's base URL). brokerIdP is the broker's IdP metadata
 // for the demo tenant (the app trusts it); brokerSP its SP metadata (the IdP trusts it).
@@ -78,17 +88,36 @@ func New(base *url.URL, brokerIdP, brokerSP *saml.EntityDescriptor) (*Demo, erro
 	if err != nil {
 		return nil, err
 	}
-	app, err := samlsp.New(samlsp.Options{URL: *appURL, Key: appKey, Certificate: appCert, IDPMetadata: brokerIdP, CookieName: "demo_app_token"})
+	app, err := samlsp.New(samlsp.Options{URL: *appURL, Key: appKey, Certificate: appCert, IDPMetadata: brokerIdP, CookieName: "demo_app_token",
+		LogoutBindings: []string{saml.HTTPRedirectBinding}})
 	if err != nil {
 		return nil, fmt.Errorf("demo app: %w", err)
 	}
-	d := &Demo{idp: idp, app: app, base: root}
+	d := &Demo{idp: idp, app: app, base: root, idpKey: idpKey, idpCert: idpCert, appKey: appKey, appCert: appCert}
+	if len(brokerIdP.IDPSSODescriptors) > 0 {
+		d.brokerSLO = sloEndpoint(brokerIdP.IDPSSODescriptors[0].SingleLogoutServices)
+		for _, kd := range brokerIdP.IDPSSODescriptors[0].KeyDescriptors {
+			for _, c := range kd.KeyInfo.X509Data.X509Certificates {
+				if der, err := base64.StdEncoding.DecodeString(c.Data); err == nil {
+					if cert, err := x509.ParseCertificate(der); err == nil {
+						d.brokerCerts = append(d.brokerCerts, cert)
+					}
+				}
+			}
+		}
+	}
+	if len(brokerSP.SPSSODescriptors) > 0 {
+		d.brokerSPSLO = sloEndpoint(brokerSP.SPSSODescriptors[0].SingleLogoutServices)
+	}
 	mux := http.NewServeMux()
 	// Only the IdP's SAML and login endpoints: samlidp's REST admin routes stay unmounted.
 	idpOnly := http.StripPrefix("/demo/idp", idp)
 	mux.Handle("/demo/idp/metadata", idpOnly)
 	mux.Handle("/demo/idp/sso", idpOnly)
 	mux.Handle("/demo/idp/login", idpOnly)
+	mux.HandleFunc("/demo/idp/slo", d.idpSLO)
+	mux.HandleFunc("/demo/app/saml/slo", d.appSLO)
+	mux.HandleFunc("/demo/app/logout", d.appLogout)
 	mux.Handle("/demo/app/saml/", app) // samlsp matches the full ACS and metadata paths
 	mux.Handle("/demo/app/", app.RequireAccount(http.HandlerFunc(d.appHome)))
 	mux.HandleFunc("/demo/{$}", d.home)
@@ -102,14 +131,26 @@ func (d *Demo) Handler() http.Handler { return d.handler }
 // URL is the page a newcomer opens.
 func (d *Demo) URL() string { return d.base + "/" }
 
-// IdPMetadata is the demo IdP's metadata document (for the demo tenant's connection).
+// IdPMetadata is the demo IdP's metadata document (for the demo tenant's connection), with its
+// SingleLogoutService (samlidp has none of its own).
 func (d *Demo) IdPMetadata() ([]byte, error) {
-	return xml.Marshal(d.idp.IDP.Metadata())
+	ed := d.idp.IDP.Metadata()
+	if len(ed.IDPSSODescriptors) > 0 {
+		ed.IDPSSODescriptors[0].SingleLogoutServices = []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: d.base + "/idp/slo"}}
+	}
+	return xml.Marshal(ed)
 }
 
-// AppMetadata is the demo app's metadata document (for the demo tenant's app).
+// AppMetadata is the demo app's metadata document (for the demo tenant's app), with its key
+// listed for signing too: the app signs its LogoutRequests (samlsp lists it for encryption only
+// unless it also signs AuthnRequests).
 func (d *Demo) AppMetadata() ([]byte, error) {
-	return xml.Marshal(d.app.ServiceProvider.Metadata())
+	ed := d.app.ServiceProvider.Metadata()
+	for i := range ed.SPSSODescriptors {
+		ed.SPSSODescriptors[i].KeyDescriptors = append(ed.SPSSODescriptors[i].KeyDescriptors, saml.KeyDescriptor{
+			Use: "signing", KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{{Data: base64.StdEncoding.EncodeToString(d.appCert.Raw)}}}}})
+	}
+	return xml.Marshal(ed)
 }
 
 func keyPair(name string) (*rsa.PrivateKey, *x509.Certificate, error) {
@@ -163,7 +204,7 @@ func (d *Demo) appHome(w http.ResponseWriter, r *http.Request) {
 			b.WriteString("<tr><th>" + template.HTMLEscapeString(k) + "</th><td>" + template.HTMLEscapeString(strings.Join(attrs[k], ", ")) + "</td></tr>")
 		}
 	}
-	b.WriteString(`</table>`)
+	b.WriteString(`</table><p><a class="button" href="` + template.HTMLEscapeString(d.base) + `/app/logout">Sign out everywhere</a></p>`)
 	render(w, "Demo app", template.HTML(b.String()))
 }
 

@@ -149,6 +149,10 @@ func HTTPErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		if status == http.StatusNotFound {
 			title = "Not found"
 		}
+		if p := c.Request().URL.Path; strings.Contains(p, "/slo") || strings.Contains(p, "/logout/") {
+			title = "Sign-out failed"
+			msg = strings.ReplaceAll(msg, "sign-in", "sign-out")
+		}
 		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
 			_ = c.JSON(status, map[string]any{"error": map[string]string{"code": strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_")), "message": msg, "error_id": id}})
 			return

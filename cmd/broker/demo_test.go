@@ -216,7 +216,7 @@ func wantPostForm(t *testing.T, f htmlForm, base, path string) {
 
 // signIn drives the README's promise: open the demo app, sign in as alice at the demo IdP,
 // come back through the broker, and be signed in.
-func signIn(t *testing.T, base string) {
+func signIn(t *testing.T, base string) *browser {
 	b := newBrowser(t)
 
 	// App → broker (IdP side) → demo IdP: the login form.
@@ -252,10 +252,28 @@ func signIn(t *testing.T, base string) {
 	if at.String() != base+"/demo/app/" {
 		t.Errorf("GET /demo/app/ ended at %s", at)
 	}
-	for _, want := range []string{"You are signed in", "alice@demo.example"} {
+	for _, want := range []string{"You are signed in", "alice@demo.example", "Sign out everywhere"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the demo app page lacks %q:\n%s", want, page)
 		}
+	}
+	return b
+}
+
+// TestDemoSignOut: "Sign out everywhere" in the demo app signs the user out of the app, the
+// broker and the demo IdP (whose login form comes back), and the broker logs it as a success.
+func TestDemoSignOut(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"))
+	b := signIn(t, d.base)
+	page, at := b.do(http.MethodGet, d.base+"/demo/app/logout", nil)
+	if at.Path != "/demo/app/saml/slo" || !strings.Contains(page, "You are signed out of the demo app, the broker and every app of your session") {
+		t.Fatalf("sign-out ended at %s:\n%s", at, page)
+	}
+	// Signed out everywhere: the app sends the browser to the broker, the broker to the IdP, and
+	// the IdP asks for the password again.
+	page, at = b.do(http.MethodGet, d.base+"/demo/app/", nil)
+	if at.Path != "/demo/idp/sso" || !strings.Contains(page, `type="password"`) {
+		t.Fatalf("after sign-out, the app page ended at %s:\n%s", at, page)
 	}
 }
 

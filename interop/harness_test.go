@@ -488,13 +488,15 @@ func (e *env) startSSP(name, readyURL string) {
 	e.waitHTTP(p, readyURL, 30*time.Second)
 }
 
-// startPySAML2SP starts the pysaml2 SP (/login, /acs, /status) trusting idpMetadata (a URL).
-func (e *env) startPySAML2SP(name, idpMetadata string) {
+// startPySAML2SP starts the pysaml2 SP (/login, /acs, /status) trusting idpMetadata (a URL);
+// extra are more peer.py options (e.g. --slo-bindings).
+func (e *env) startPySAML2SP(name, idpMetadata string, extra ...string) {
 	e.t.Helper()
 	port := freePorts(e.t, 1)[0]
 	e.pySPURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	p := e.start(name, e.childEnv, pythonBin, filepath.Join(e.peers, "pysaml2", "peer.py"),
-		"--port", fmt.Sprint(port), "--name", name, "--fetch-metadata", idpMetadata)
+	argv := append([]string{pythonBin, filepath.Join(e.peers, "pysaml2", "peer.py"),
+		"--port", fmt.Sprint(port), "--name", name, "--fetch-metadata", idpMetadata}, extra...)
+	p := e.start(name, e.childEnv, argv...)
 	e.waitHTTP(p, e.pySPURL+"/metadata", 40*time.Second)
 }
 
@@ -542,8 +544,37 @@ type flowStep struct {
 		URL    string `json:"url"`
 		Filled bool   `json:"filled"`
 	} `json:"password_forms"`
-	SAML  []samlMsg `json:"saml"`
-	Error string    `json:"error"`
+	SAML []samlMsg `json:"saml"`
+	// Pages the browser acted on like a browser without JavaScript (iframes, meta refresh), and
+	// the iframes it loaded.
+	Pages  []noJSPage  `json:"pages"`
+	Frames []frameLoad `json:"frames"`
+	Error  string      `json:"error"`
+}
+
+// noJSPage is a page with iframes or a meta refresh (peers/lib/browser.py).
+type noJSPage struct {
+	URL     string   `json:"url"`
+	Status  int      `json:"status"`
+	Title   string   `json:"title"`
+	IFrames []string `json:"iframes"`
+	Refresh *struct {
+		Content string  `json:"content"`
+		Delay   float64 `json:"delay"`
+		URL     string  `json:"url"`
+	} `json:"refresh"`
+	Waited *float64 `json:"waited"` // seconds the browser waited before following the refresh
+}
+
+// frameLoad is one iframe the browser loaded: where it ended.
+type frameLoad struct {
+	Page        string `json:"page"`
+	Src         string `json:"src"`
+	FinalURL    string `json:"final_url"`
+	Status      int    `json:"status"`
+	ContentType string `json:"content_type"`
+	Body        string `json:"body"`
+	Error       string `json:"error"`
 }
 
 type samlMsg struct {
@@ -553,7 +584,9 @@ type samlMsg struct {
 	XML        string `json:"xml"`     // decoded (lossy: for display)
 	Raw        string `json:"raw"`     // base64 value as sent (POST: the exact XML bytes)
 	RelayState string `json:"relaystate"`
-	From       string `json:"from"` // POST: URL of the page that carried the form
+	SigAlg     string `json:"sigalg"`    // redirect: the SigAlg parameter
+	Signature  string `json:"signature"` // redirect: the Signature parameter
+	From       string `json:"from"`      // POST: URL of the page that carried the form
 }
 
 // flowStepArg is one --step of peers/flows/browse.py.
@@ -621,6 +654,23 @@ func (s *flowStep) describe() string {
 	}
 	for _, p := range s.PasswordForms {
 		fmt.Fprintf(&b, "  password form at %s (filled %v)\n", truncate(p.URL, 120), p.Filled)
+	}
+	for _, p := range s.Pages {
+		fmt.Fprintf(&b, "  no-JS page %s %q: %d iframe(s)", truncate(p.URL, 120), p.Title, len(p.IFrames))
+		if p.Refresh != nil {
+			fmt.Fprintf(&b, ", meta refresh %q", p.Refresh.Content)
+		}
+		if p.Waited != nil {
+			fmt.Fprintf(&b, ", followed after %.2fs", *p.Waited)
+		}
+		b.WriteString("\n")
+	}
+	for _, f := range s.Frames {
+		fmt.Fprintf(&b, "  iframe %s -> %d %s", truncate(f.Src, 120), f.Status, truncate(f.FinalURL, 120))
+		if f.Error != "" {
+			fmt.Fprintf(&b, " ERROR %s", f.Error)
+		}
+		b.WriteString("\n")
 	}
 	if s.Final != nil {
 		fmt.Fprintf(&b, "  final page: %d %s %s\n", s.Final.Status, s.Final.ContentType, s.Final.URL)

@@ -36,6 +36,12 @@ type acme struct {
 
 func setupAcme(t *testing.T) *acme {
 	t.Helper()
+	return setupAcmeWith(t)
+}
+
+// setupAcmeWith is setupAcme with more options for the pysaml2 SP (peers/pysaml2/peer.py).
+func setupAcmeWith(t *testing.T, pysaml2Args ...string) *acme {
+	t.Helper()
 	e := newEnv(t)
 	e.startSSPIdP("ssp-idp")
 
@@ -54,7 +60,7 @@ func setupAcme(t *testing.T) *acme {
 	}
 	// The SPs fetch the broker's IdP metadata when they start.
 	e.startSSPSP("ssp-sp", idpMD)
-	e.startPySAML2SP("pysaml2-sp", idpMD)
+	e.startPySAML2SP("pysaml2-sp", idpMD, pysaml2Args...)
 	e.create("/api/v1/tenants/"+tenantSlug+"/apps", map[string]any{"name": "ssp-app", "metadata_url": e.sspSPMetadataURL()})
 	e.create("/api/v1/tenants/"+tenantSlug+"/apps", map[string]any{"name": "pysaml2-app", "metadata_url": e.pySPURL + "/metadata"})
 	return &acme{env: e, brokerIdP: md}

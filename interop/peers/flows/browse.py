@@ -2,14 +2,21 @@
 """Drive one headless browser (one cookie jar, lib/browser.py) through a series of steps and
 print everything that happened as JSON on stdout; the Go tests make the assertions.
 
-usage: browse.py [--user U --password P] [--cookies FILE] [-v] --step NAME START_URL [STATUS_URL] [--step ...]
+usage: browse.py [--user U --password P] [--cookies FILE] [--refresh-poll S|none] [-v]
+                 --step NAME START_URL [STATUS_URL] [--step ...]
 
 Each step loads START_URL (following redirects, submitting SAML forms, filling login forms with
-U/P), then GETs STATUS_URL if given (a peer's JSON session status). Output:
+U/P; on any other page acting like a browser without JavaScript: every <iframe src> is loaded as
+a navigation of its own, then the meta refresh is followed), then GETs STATUS_URL if given (a
+peer's JSON session status). A meta refresh to the page itself is followed after at most S seconds
+(--refresh-poll, default 0.5: like pressing reload) instead of the delay it names; "none" waits the
+full delay. Output:
   {"steps": [{"name", "start", "final": {url, status, content_type, body},
               "status": {url, http_status, json, body} | null,
               "requests": [{method, url, status, location}], "password_forms": [{url, filled}],
               "saml": [{binding, param, url, xml, raw, relaystate, sigalg, signature, from}],
+              "pages": [{url, status, title, iframes, refresh: {content, delay, url} | null, waited}],
+              "frames": [{page, src, final_url, status, content_type, body, error}],
               "error": traceback | null}]}
 A step that raises is reported in "error" and the next steps still run.
 --cookies FILE: start with the cookies saved in FILE (if it exists) and save the cookie jar there
@@ -26,11 +33,11 @@ from browser import Browser  # noqa: E402
 
 
 def parse_args(argv):
-    opts = {'user': None, 'password': None, 'cookies': None, 'verbose': False, 'steps': []}
+    opts = {'user': None, 'password': None, 'cookies': None, 'verbose': False, 'steps': [], 'refresh-poll': '0.5'}
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ('--user', '--password', '--cookies'):
+        if a in ('--user', '--password', '--cookies', '--refresh-poll'):
             opts[a[2:]] = argv[i + 1]
             i += 2
         elif a == '-v':
@@ -78,11 +85,12 @@ def page(r, limit=8000):
 
 def main():
     o = parse_args(sys.argv[1:])
-    b = Browser(o['user'], o['password'], verbose=o['verbose'])
+    poll = None if o['refresh-poll'] == 'none' else float(o['refresh-poll'])
+    b = Browser(o['user'], o['password'], verbose=o['verbose'], refresh_poll=poll)
     load_cookies(b.s.cookies, o['cookies'])
     out = {'steps': []}
     for name, start, status_url in o['steps']:
-        n_req, n_pw, n_tr = len(b.requests), len(b.password_forms), len(b.trace)
+        n_req, n_pw, n_tr, n_pg, n_fr = len(b.requests), len(b.password_forms), len(b.trace), len(b.pages), len(b.frames)
         step = {'name': name, 'start': start, 'final': None, 'status': None, 'error': None}
         try:
             step['final'] = page(b.go(start))
@@ -99,6 +107,8 @@ def main():
         step['requests'] = b.requests[n_req:]
         step['password_forms'] = b.password_forms[n_pw:]
         step['saml'] = b.trace[n_tr:]
+        step['pages'] = b.pages[n_pg:]
+        step['frames'] = b.frames[n_fr:]
         out['steps'].append(step)
     save_cookies(b.s.cookies, o['cookies'])
     json.dump(out, sys.stdout, indent=1)

@@ -2,6 +2,7 @@
 """SAML2 test SP built on Debian's python3-pysaml2 (7.0.1) + stdlib http.server.
 
     /usr/bin/python3 peer.py --port PORT [--name NAME] [--idp ENTITYID] [--fetch-metadata URL]...
+                             [--slo-bindings redirect,post,soap]
 
 Runs in the foreground until killed. State: $PEERS_STATE/pysaml2/NAME/.
 Trust: every SAML metadata XML file in $PEERS_STATE/pysaml2/NAME/remote-metadata/*.xml, re-read
@@ -13,13 +14,26 @@ Session cookie: spPORT_sid.
   GET  /metadata        own SAML metadata (its URL is the entityID)
   GET  /login[?idp=EID] SP-initiated SSO (signed AuthnRequest, HTTP-Redirect), then /status
   POST /acs             AssertionConsumerService (HTTP-POST; unsolicited Responses accepted)
-  POST /slo/soap        SOAP back-channel LogoutRequest (the only SingleLogoutService in the metadata):
-                        signature checked on the raw bytes with xmlsec1 against the issuer's metadata,
-                        ends the sessions whose IdP, NameID (value, Format, qualifiers) and
-                        SessionIndex match, answers a signed LogoutResponse in a SOAP envelope
+  GET  /logout?binding=redirect|post
+                        SP-initiated Single Logout: signed LogoutRequest (NameID with Format and
+                        qualifiers and SessionIndex as issued) to the IdP's SingleLogoutService of
+                        that binding, with a random RelayState; the session ends when the answer
+                        comes back to /slo
+  GET|POST /slo         front channel (Redirect, POST): the IdP's LogoutResponse to /logout (signature
+                        checked on the raw query / raw XML, InResponseTo, RelayState, Issuer,
+                        Destination; the session ends on top-level Success) -> JSON
+                        {"logout": "success"|"failed", "status", "sub_status", ...}; or an
+                        IdP-initiated LogoutRequest (checked and matched as on /slo/soap), answered
+                        with a signed LogoutResponse through the browser
+  POST /slo/soap        SOAP back-channel LogoutRequest: signature checked on the raw bytes with
+                        xmlsec1 against the issuer's metadata, ends the sessions whose IdP, NameID
+                        (value, Format, qualifiers) and SessionIndex match, answers a signed
+                        LogoutResponse in a SOAP envelope
   GET  /status          JSON {"authenticated", "session", "all_sessions"} for the cookie's session
   GET  /events          JSON log of every SAML message received/sent (logout: signed, signature_ok,
                         detail, sessions_ended, status)
+--slo-bindings: the SingleLogoutService bindings the metadata advertises (default all three;
+Redirect and POST at /slo, SOAP at /slo/soap).
 Logout messages are also kept as files in $PEERS_STATE/pysaml2/NAME/: last_soap_request.xml,
 last_soap_response.xml.
 
@@ -28,6 +42,7 @@ exc-c14n signatures: the peer verifies the raw envelope with xmlsec1 and gives p
 without the signature (pysaml2 still checks the Destination against /slo/soap).
 """
 import argparse
+import base64
 import glob
 import http.cookies
 import http.server
@@ -42,6 +57,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+import zlib
 
 import requests
 
@@ -55,8 +71,9 @@ from saml2.client import Saml2Client  # noqa: E402
 from saml2.config import SPConfig  # noqa: E402
 from saml2.metadata import entity_descriptor  # noqa: E402
 from saml2.s_utils import status_message_factory, success_status_factory  # noqa: E402
-from saml2.samlp import STATUS_REQUEST_DENIED, STATUS_REQUESTER, STATUS_UNKNOWN_PRINCIPAL  # noqa: E402
-from saml2.sigver import pem_format  # noqa: E402
+from saml2.saml import NameID  # noqa: E402
+from saml2.samlp import STATUS_REQUEST_DENIED, STATUS_REQUESTER, STATUS_SUCCESS, STATUS_UNKNOWN_PRINCIPAL  # noqa: E402
+from saml2.sigver import SIGNER_ALGS, extract_rsa_key_from_x509_cert, pem_format  # noqa: E402
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -136,6 +153,50 @@ def xmlsec_verify(raw, certs_b64, local):
     return False, 'xmlsec1 rejects the signature: ' + last
 
 
+def redirect_signature_ok(raw_query, certs_b64):
+    """Verify a Redirect-binding signature over the RAW query octets as received (saml-bindings
+    3.4.4.1: SAMLRequest|SAMLResponse, RelayState, SigAlg in that order). pysaml2's parse_* never
+    check it, and its verify_redirect_signature() re-encodes the decoded values. (ok, detail)."""
+    parts = {}
+    for kv in raw_query.split('&'):
+        k, _, v = kv.partition('=')
+        parts.setdefault(k, v)
+    if 'Signature' not in parts or 'SigAlg' not in parts:
+        return False, 'unsigned: no Signature/SigAlg in the query'
+    first = 'SAMLRequest' if 'SAMLRequest' in parts else 'SAMLResponse'
+    signed = '&'.join('%s=%s' % (k, parts[k]) for k in (first, 'RelayState', 'SigAlg') if k in parts)
+    sigalg = urllib.parse.unquote_plus(parts['SigAlg'])
+    signer = SIGNER_ALGS.get(sigalg)
+    if signer is None:
+        return False, 'unsupported SigAlg ' + sigalg
+    if not certs_b64:
+        return False, 'no signing certificate for the issuer in the metadata'
+    sig = base64.b64decode(urllib.parse.unquote_plus(parts['Signature']))
+    for i, c in enumerate(certs_b64):
+        key = extract_rsa_key_from_x509_cert(pem_format(c))
+        try:
+            if signer.verify(signed.encode('ascii'), sig, key):
+                return True, 'query signature valid (%s) with certificate #%d of the metadata' % (sigalg, i)
+        except Exception:
+            pass
+    return False, 'query signature (%s) does not verify with the issuer\'s metadata certificates' % sigalg
+
+
+def decode_front(value, binding):
+    """The XML bytes of a Redirect (DEFLATE + base64) or POST (base64) SAML parameter."""
+    raw = base64.b64decode(value)
+    return zlib.decompress(raw, -15) if binding == BINDING_HTTP_REDIRECT else raw
+
+
+def status_of(st):
+    """(top-level code, second-level code or None, message or None) of a samlp:Status."""
+    if st is None or st.status_code is None:
+        return None, None, None
+    sub = st.status_code.status_code.value if st.status_code.status_code is not None else None
+    msg = st.status_message.text if st.status_message is not None else None
+    return st.status_code.value, sub, msg
+
+
 def soap_fault(code, text):
     from xml.sax.saxutils import escape
     return ('<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/"><soap-env:Body>'
@@ -185,7 +246,7 @@ class Peer:
             'allow_unknown_attributes': True,
             'service': {'sp': {
                 'endpoints': {'assertion_consumer_service': [(b + '/acs', BINDING_HTTP_POST)],
-                              'single_logout_service': [(b + '/slo/soap', BINDING_SOAP)]},
+                              'single_logout_service': self.slo_services()},
                 'authn_requests_signed': True,
                 'logout_requests_signed': True,
                 'logout_responses_signed': True,
@@ -195,6 +256,12 @@ class Peer:
                 'allow_unsolicited': True,
             }},
         }
+
+    def slo_services(self):
+        where = {'redirect': (self.base + '/slo', BINDING_HTTP_REDIRECT),
+                 'post': (self.base + '/slo', BINDING_HTTP_POST),
+                 'soap': (self.base + '/slo/soap', BINDING_SOAP)}
+        return [where[b] for b in self.args.slo_bindings.split(',') if b]
 
     def ent(self):
         """(Re)build the pysaml2 Saml2Client when remote metadata files change."""
@@ -257,30 +324,21 @@ class Peer:
         with open(os.path.join(self.dir, fname), 'wb') as f:
             f.write(data if isinstance(data, bytes) else data.encode())
 
-    def slo_soap(self, h, raw):
-        """SOAP back-channel LogoutRequest from the IdP (saml-bindings 3.2)."""
-        e = self.ent()
-        self.save('last_soap_request.xml', raw)
-        u = soap_unwrap(raw)
-        if u['local'] != 'LogoutRequest':
-            raise ValueError('expected a LogoutRequest in the SOAP Body, got ' + u['local'])
-        certs = self.peer_certs(u['issuer']) if u['issuer'] else []
-        if not u['signed']:
-            verified, why = False, 'unsigned LogoutRequest'
-        elif u['ref_uri'] != '#' + (u['id'] or ''):
-            verified, why = False, 'signature Reference URI %r does not point at the message ID %r' % (u['ref_uri'], u['id'])
-        else:
-            verified, why = xmlsec_verify(raw, certs, u['local'])
-        # pysaml2 checks Version, Destination (must be our /slo/soap) and parses the message
-        req = e.parse_logout_request(u['stripped'], BINDING_SOAP)
-        m = req.message
-        issuer = m.issuer.text if m.issuer is not None else None
+    @staticmethod
+    def request_subject(m):
+        """The NameID (value, Format, qualifiers; '' = absent) and SessionIndexes of a LogoutRequest."""
         nid = m.name_id
-        sis = [s.text for s in (m.session_index or [])]
         got = {'name_id': nid.text if nid is not None else None,
                'format': opt(nid.format) if nid is not None else None,
                'name_qualifier': opt(nid.name_qualifier) if nid is not None else None,
                'sp_name_qualifier': opt(nid.sp_name_qualifier) if nid is not None else None}
+        return got, [s.text for s in (m.session_index or [])]
+
+    def end_matching(self, m, verified, why):
+        """End the sessions a verified LogoutRequest m names: same IdP, NameID (value, Format,
+        qualifiers) as issued, and SessionIndex. Returns (sessions ended, near misses, status)."""
+        issuer = m.issuer.text if m.issuer is not None else None
+        got, sis = self.request_subject(m)
         killed, near = 0, []
         if verified:
             for sid, s in list(self.sessions.items()):
@@ -303,6 +361,162 @@ class Peer:
         else:
             status = status_message_factory('no matching session' + (': ' + '; '.join(near) if near else ''),
                                             STATUS_UNKNOWN_PRINCIPAL)
+        return killed, near, status
+
+    def idp_slo_endpoint(self, idp, binding):
+        """(Location, ResponseLocation or Location) of the IdP's SingleLogoutService of binding."""
+        try:
+            for srv in self.ent().metadata.single_logout_service(idp, binding, 'idpsso'):
+                return srv['location'], srv.get('response_location') or srv['location']
+        except Exception:
+            pass
+        return None, None
+
+    def send_front(self, h, binding, msg, dest, relay_state, response):
+        """Send a SAML message through the browser: Redirect (query signed RSA-SHA256) or an
+        auto-submitting POST form (msg already signed, enveloped)."""
+        info = self.ent().apply_binding(binding, str(msg), dest, relay_state or '', response=response,
+                                        sign=binding == BINDING_HTTP_REDIRECT, sigalg=SIG_RSA_SHA256)
+        if binding == BINDING_HTTP_REDIRECT:
+            return h.redirect(dict(info['headers'])['Location'])
+        body = info['data'] if isinstance(info['data'], str) else ''.join(info['data'])
+        h.reply(200, body, 'text/html; charset=utf-8')
+
+    def logout(self, h, q):
+        """SP-initiated Single Logout through the browser (Redirect or POST)."""
+        e = self.ent()
+        names = {'redirect': BINDING_HTTP_REDIRECT, 'post': BINDING_HTTP_POST}
+        bname = q.get('binding', 'redirect')
+        if bname not in names:
+            return h.reply(400, json.dumps({'error': 'binding must be redirect or post'}), 'application/json')
+        binding = names[bname]
+        sid = h.cookie(self.cookie)
+        sess = self.sessions.get(sid)
+        if not sess:
+            return h.reply(400, json.dumps({'error': 'no session'}), 'application/json')
+        dest, _ = self.idp_slo_endpoint(sess['idp'], binding)
+        if not dest:
+            return h.reply(400, json.dumps({'error': "the IdP's metadata has no %s SingleLogoutService" % bname}),
+                           'application/json')
+        nid = NameID(text=sess['name_id'], format=sess['name_id_format'],
+                     name_qualifier=sess['name_qualifier'], sp_name_qualifier=sess['sp_name_qualifier'])
+        reqid, req = e.create_logout_request(dest, sess['idp'], name_id=nid, session_indexes=[sess['session_index']],
+                                             sign=binding == BINDING_HTTP_POST, sign_alg=SIG_RSA_SHA256,
+                                             digest_alg=DIGEST_SHA256)
+        relay = 'rs-' + secrets.token_hex(8)
+        self.pending[reqid] = {'type': 'logout', 'sid': sid, 'idp': sess['idp'], 'relay_state': relay, 'binding': bname}
+        self.save('last_logout_request.xml', str(req))
+        self.event(dir='out', msg='LogoutRequest', binding=binding, id=reqid, to=dest, relay_state=relay,
+                   name_id=sess['name_id'], session_index=sess['session_index'])
+        self.send_front(h, binding, req, dest, relay, False)
+
+    def slo_front(self, h, binding, params, raw_query):
+        """/slo: the IdP's LogoutResponse to our /logout, or an IdP-initiated LogoutRequest."""
+        e = self.ent()
+        if 'SAMLResponse' in params:
+            return self.logout_response_front(h, binding, params, raw_query)
+        if 'SAMLRequest' not in params:
+            return h.reply(400, json.dumps({'error': 'no SAMLRequest or SAMLResponse'}), 'application/json')
+        raw = decode_front(params['SAMLRequest'], binding)
+        self.save('last_front_request.xml', raw)
+        req = e.parse_logout_request(params['SAMLRequest'], binding)   # Version, Destination
+        m = req.message
+        issuer = m.issuer.text if m.issuer is not None else None
+        certs = self.peer_certs(issuer) if issuer else []
+        if binding == BINDING_HTTP_REDIRECT:
+            verified, why = redirect_signature_ok(raw_query, certs)
+        else:
+            verified, why = xmlsec_verify(raw, certs, 'LogoutRequest') if b'Signature' in raw else (False, 'unsigned')
+        killed, near, status = self.end_matching(m, verified, why)
+        got, sis = self.request_subject(m)
+        self.event(dir='in', msg='LogoutRequest', binding=binding, id=m.id, issuer=issuer,
+                   destination=m.destination, name_id=got, session_index=sis, signed=verified or why != 'unsigned',
+                   signature_ok=verified, detail=why, sessions_ended=killed, near_misses=near,
+                   relay_state=params.get('RelayState'))
+        dest, rdest = self.idp_slo_endpoint(issuer, binding)
+        rbinding = binding
+        if not rdest:
+            other = BINDING_HTTP_POST if binding == BINDING_HTTP_REDIRECT else BINDING_HTTP_REDIRECT
+            dest, rdest = self.idp_slo_endpoint(issuer, other)
+            rbinding = other
+        if not rdest:
+            return h.reply(400, json.dumps({'error': 'the IdP has no front-channel SingleLogoutService to answer at'}),
+                           'application/json')
+        # Destination: the endpoint's Location (pysaml2's pick_binding ignores ResponseLocation);
+        # the message goes to the ResponseLocation when there is one.
+        resp = e.create_logout_response(m, [rbinding], status, sign=rbinding == BINDING_HTTP_POST,
+                                        sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+        self.event(dir='out', msg='LogoutResponse', binding=rbinding, to=rdest, in_response_to=m.id,
+                   status=status.status_code.value,
+                   sub_status=status.status_code.status_code.value if status.status_code.status_code else None)
+        self.send_front(h, rbinding, resp, rdest, params.get('RelayState'), True)
+
+    def logout_response_front(self, h, binding, params, raw_query):
+        e = self.ent()
+        raw = decode_front(params['SAMLResponse'], binding)
+        self.save('last_front_response.xml', raw)
+        out = {'logout': 'failed', 'binding': 'redirect' if binding == BINDING_HTTP_REDIRECT else 'post',
+               'relay_state': params.get('RelayState')}
+        try:
+            # pysaml2: Version, Destination (must be our /slo), the enveloped signature when POST
+            resp = e.parse_logout_request_response(params['SAMLResponse'], binding)
+        except Exception as ex:
+            out['error'] = 'pysaml2 rejects the LogoutResponse: %r' % ex
+            self.event(dir='in', msg='LogoutResponse', binding=binding, **out)
+            return h.reply(200, json.dumps(out), 'application/json')
+        r = resp.response
+        issuer = r.issuer.text if r.issuer is not None else None
+        certs = self.peer_certs(issuer) if issuer else []
+        if binding == BINDING_HTTP_REDIRECT:
+            verified, why = redirect_signature_ok(raw_query, certs)
+        else:
+            verified, why = xmlsec_verify(raw, certs, 'LogoutResponse') if b'Signature' in raw else (False, 'unsigned')
+        top, sub, msg = status_of(r.status)
+        p = self.pending.get(r.in_response_to)
+        problems = []
+        if p is None or p.get('type') != 'logout':
+            problems.append('InResponseTo %r answers no LogoutRequest of ours' % r.in_response_to)
+        else:
+            if p['idp'] != issuer:
+                problems.append('Issuer %r, want the IdP %r' % (issuer, p['idp']))
+            if p['relay_state'] != params.get('RelayState'):
+                problems.append('RelayState %r, want %r' % (params.get('RelayState'), p['relay_state']))
+        if not verified:
+            problems.append('signature: ' + why)
+        if top != STATUS_SUCCESS:
+            problems.append('status %s / %s: %s' % (top, sub, msg))
+        ended = 0
+        if not problems:
+            self.pending.pop(r.in_response_to, None)
+            if self.sessions.pop(p['sid'], None) is not None:
+                ended = 1
+            out['logout'] = 'success'
+        out.update(status=top, sub_status=sub, status_message=msg, issuer=issuer, in_response_to=r.in_response_to,
+                   destination=r.destination, matched_request=p is not None, signature_ok=verified, detail=why,
+                   problems=problems, sessions_ended=ended)
+        self.event(dir='in', msg='LogoutResponse', **out)
+        h.reply(200, json.dumps(out), 'application/json')
+
+    def slo_soap(self, h, raw):
+        """SOAP back-channel LogoutRequest from the IdP (saml-bindings 3.2)."""
+        e = self.ent()
+        self.save('last_soap_request.xml', raw)
+        u = soap_unwrap(raw)
+        if u['local'] != 'LogoutRequest':
+            raise ValueError('expected a LogoutRequest in the SOAP Body, got ' + u['local'])
+        certs = self.peer_certs(u['issuer']) if u['issuer'] else []
+        if not u['signed']:
+            verified, why = False, 'unsigned LogoutRequest'
+        elif u['ref_uri'] != '#' + (u['id'] or ''):
+            verified, why = False, 'signature Reference URI %r does not point at the message ID %r' % (u['ref_uri'], u['id'])
+        else:
+            verified, why = xmlsec_verify(raw, certs, u['local'])
+        # pysaml2 checks Version, Destination (must be our /slo/soap) and parses the message
+        req = e.parse_logout_request(u['stripped'], BINDING_SOAP)
+        m = req.message
+        issuer = m.issuer.text if m.issuer is not None else None
+        killed, near, status = self.end_matching(m, verified, why)
+        got, sis = self.request_subject(m)
         self.event(dir='in', msg='LogoutRequest', binding=BINDING_SOAP, id=m.id, issuer=issuer,
                    destination=m.destination, name_id=got, session_index=sis, signed=u['signed'],
                    signature_ok=verified, detail=why, sessions_ended=killed, near_misses=near,
@@ -368,7 +582,7 @@ def make_handler(peer):
             form = dict(urllib.parse.parse_qsl(body.decode())) if ctype == 'application/x-www-form-urlencoded' else {}
             try:
                 with peer.lock:
-                    self.route(method, u.path, q, form, body)
+                    self.route(method, u.path, q, form, body, u.query)
             except Exception as ex:
                 traceback.print_exc()
                 peer.event(dir='error', path=u.path, error=repr(ex))
@@ -380,7 +594,7 @@ def make_handler(peer):
                 except Exception:
                     pass
 
-        def route(self, method, path, q, form, body):
+        def route(self, method, path, q, form, body, raw_query):
             p = peer
             if path == '/metadata':
                 return self.reply(200, p.metadata_xml(), 'application/samlmetadata+xml')
@@ -392,6 +606,12 @@ def make_handler(peer):
                 return p.acs(self, form)
             if path == '/slo/soap' and method == 'POST':
                 return p.slo_soap(self, body)
+            if path == '/logout':
+                return p.logout(self, q)
+            if path == '/slo':
+                if method == 'GET':
+                    return p.slo_front(self, BINDING_HTTP_REDIRECT, q, raw_query)
+                return p.slo_front(self, BINDING_HTTP_POST, form, '')
             if path in ('/', '/status'):
                 return p.status(self)
             self.reply(404, 'not found', 'text/plain')
@@ -429,6 +649,8 @@ def main():
     ap.add_argument('--idp', help='entityID of the IdP to use (default: first in metadata)')
     ap.add_argument('--fetch-metadata', action='append', default=[], metavar='URL',
                     help='download this metadata into remote-metadata/ at startup (repeatable)')
+    ap.add_argument('--slo-bindings', default='redirect,post,soap',
+                    help='SingleLogoutService bindings the metadata advertises (comma-separated: redirect,post,soap)')
     ap.add_argument('-v', action='store_true', help='pysaml2 DEBUG logging')
     a = ap.parse_args()
     logging.basicConfig(level=logging.DEBUG if a.v else logging.INFO,

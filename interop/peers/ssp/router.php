@@ -1,6 +1,8 @@
 <?php
 // Router for `php -S` serving SimpleSAMLphp (docroot /usr/share/simplesamlphp/www), used by ssp/run.sh.
-// Adds a tiny test app under /app/ (meaningful on SP instances): /app/login, /app/status (JSON).
+// Adds a tiny test app under /app/: on SP instances /app/login, /app/status (JSON), /app/logout
+// (SP-initiated Single Logout), /app/loggedout (JSON: the LogoutResponse status); on IdP instances
+// /app/idpstatus (JSON: the browser's IdP session and its SP associations).
 $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
 if ($path === '/app' || strpos($path, '/app/') === 0) {
     $page = basename($path === '/app' || $path === '/app/' ? 'status' : substr($path, 5));

@@ -13,8 +13,8 @@
 #     because $dst is still the endpoint array there (`$lr->setDestination($dst)`);
 #  2. it looks up the IdP's Redirect/POST SingleLogoutService even for SOAP, where the answer
 #     goes back on the same connection, and throws "Could not find a supported
-#     SingleLogoutService endpoint" (after ending the session) when the IdP's metadata has none,
-#     as the broker's IdP metadata does not yet.
+#     SingleLogoutService endpoint" (after ending the session) when the IdP's metadata has none
+#     (the broker's IdP metadata had none before it published front-channel logout).
 # /usr/share is not modified. The script stops if an upstream line is not exactly as expected.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -80,14 +80,30 @@ func (e *Engine) SendFront(ctx context.Context, fp FrontPeers, tenantID string, 
 	if err != nil {
 		return nil, err
 	}
+	// The request is dated when it is sent, not when the logout was planned: the IdP's leg goes
+	// out only after the apps' legs, and must not arrive already expired.
+	now := e.now()
+	root := doc.Root()
+	root.CreateAttr("IssueInstant", now.Format(timeFormat))
+	if root.SelectAttr("NotOnOrAfter") != nil {
+		root.CreateAttr("NotOnOrAfter", now.Add(e.timeout()).Format(timeFormat))
+	}
+	fresh, err := serialize(root.Copy())
+	if err != nil {
+		return nil, err
+	}
+	leg.Sent = fresh
+	if err := e.Store.UpdateLeg(ctx, leg); err != nil && !errors.Is(err, db.ErrConflict) {
+		return nil, err
+	}
 	if ep.Binding == providers.BindingRedirect {
-		u, err := binding.EncodeRedirect(dest, "SAMLRequest", leg.Sent, relayState, s.Key, s.SigAlg)
+		u, err := binding.EncodeRedirect(dest, "SAMLRequest", fresh, relayState, s.Key, s.SigAlg)
 		if err != nil {
 			return nil, err
 		}
 		return &Outgoing{RedirectURL: u}, nil
 	}
-	el := doc.Root()
+	el := root
 	if err := binding.SignEnveloped(el, s.Key, s.Cert, s.SigAlg); err != nil {
 		return nil, err
 	}

@@ -202,7 +202,7 @@ func TestFetch(t *testing.T) {
 			}
 		}))
 		t.Cleanup(func() { close(block); srv.Close() })
-		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		start := time.Now()
 		_, err := metadata.Fetch(cctx, srv.Client(), srv.URL, false)

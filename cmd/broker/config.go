@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sloworks/broker/keys/vault"
 )
 
 // Config is every setting of the broker; each is a flag and a BROKER_* environment variable.
@@ -22,6 +24,9 @@ type Config struct {
 	LogoutRetention  time.Duration
 	LogLevel         string
 	LogFormat        string
+	// Vault keeps tenants' signing keys in Vault Transit when Vault.Addr is set; else they
+	// are local files in the data directory. Its defaults apply only when Vault is on.
+	Vault vault.Settings
 }
 
 // setting describes one setting for flags, environment and the README's table.
@@ -45,6 +50,19 @@ func (c *Config) settings() []setting {
 		{"logout-retention", "BROKER_LOGOUT_RETENTION", "720h", "how long the logout log is kept", func(fs *flag.FlagSet) { fs.DurationVar(&c.LogoutRetention, "logout-retention", c.LogoutRetention, "") }},
 		{"log-level", "BROKER_LOG_LEVEL", "info", "debug, info, warn or error", func(fs *flag.FlagSet) { fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "") }},
 		{"log-format", "BROKER_LOG_FORMAT", "text", "text or json", func(fs *flag.FlagSet) { fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "") }},
+		// Keys (docs/keys.md). TLS and namespace: Vault's own VAULT_CACERT, VAULT_SKIP_VERIFY, ...
+		{"vault-addr", "BROKER_VAULT_ADDR", "empty: local keys", "Vault's URL; when set, tenants' signing keys live in Vault Transit", func(fs *flag.FlagSet) { fs.StringVar(&c.Vault.Addr, "vault-addr", c.Vault.Addr, "") }},
+		{"vault-token", "BROKER_VAULT_TOKEN", "VAULT_TOKEN", "Vault token (prefer the environment: a flag shows in ps)", func(fs *flag.FlagSet) { fs.StringVar(&c.Vault.Token, "vault-token", c.Vault.Token, "") }},
+		{"vault-role-id", "BROKER_VAULT_ROLE_ID", "none", "AppRole role ID, with vault-secret-id-file, instead of a token", func(fs *flag.FlagSet) { fs.StringVar(&c.Vault.RoleID, "vault-role-id", c.Vault.RoleID, "") }},
+		{"vault-secret-id-file", "BROKER_VAULT_SECRET_ID_FILE", "none", "file holding the AppRole secret ID (read at every login)", func(fs *flag.FlagSet) {
+			fs.StringVar(&c.Vault.SecretIDFile, "vault-secret-id-file", c.Vault.SecretIDFile, "")
+		}},
+		{"vault-transit-mount", "BROKER_VAULT_TRANSIT_MOUNT", vault.DefaultMount, "Transit mount path", func(fs *flag.FlagSet) { fs.StringVar(&c.Vault.Mount, "vault-transit-mount", c.Vault.Mount, "") }},
+		{"vault-key-prefix", "BROKER_VAULT_KEY_PREFIX", vault.DefaultKeyPrefix, "Transit key name = prefix + tenant ID", func(fs *flag.FlagSet) { fs.StringVar(&c.Vault.KeyPrefix, "vault-key-prefix", c.Vault.KeyPrefix, "") }},
+		{"vault-key-type", "BROKER_VAULT_KEY_TYPE", vault.DefaultKeyType, "type of new tenant keys: rsa-2048, rsa-3072 or rsa-4096", func(fs *flag.FlagSet) { fs.StringVar(&c.Vault.KeyType, "vault-key-type", c.Vault.KeyType, "") }},
+		{"vault-timeout", "BROKER_VAULT_TIMEOUT", vault.DefaultTimeout.String(), "how long one Vault request may take, retries included, before signing is unavailable", func(fs *flag.FlagSet) {
+			fs.DurationVar(&c.Vault.Timeout, "vault-timeout", c.Vault.Timeout, "")
+		}},
 	}
 }
 
@@ -76,7 +94,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (*Config
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: broker %s [flags]\n\n", name)
 		for _, s := range c.settings() {
-			fmt.Fprintf(fs.Output(), "  --%-18s %-24s %s (default %s)\n", s.name, s.env, s.help, s.def)
+			fmt.Fprintf(fs.Output(), "  --%-20s %-27s %s (default %s)\n", s.name, s.env, s.help, s.def)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +102,10 @@ func loadConfig(name string, args []string, getenv func(string) string) (*Config
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	// Vault's standard VAULT_TOKEN when the broker is given no credential of its own.
+	if v := &c.Vault; v.Addr != "" && v.Token == "" && v.RoleID == "" && v.SecretIDFile == "" {
+		v.Token = getenv("VAULT_TOKEN")
 	}
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
@@ -134,6 +156,12 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.LogFormat))
+	}
+	if c.Vault.Enabled() {
+		c.Vault = c.Vault.WithDefaults()
+	}
+	if err := c.Vault.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

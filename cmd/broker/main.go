@@ -34,6 +34,7 @@ import (
 	"github.com/sloworks/broker/db/sqlite"
 	"github.com/sloworks/broker/keys"
 	"github.com/sloworks/broker/keys/local"
+	"github.com/sloworks/broker/keys/vault"
 	"github.com/sloworks/broker/providers"
 	"github.com/sloworks/broker/providers/generic"
 	"github.com/sloworks/broker/slo"
@@ -129,7 +130,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	ks, err := local.New(filepath.Join(cfg.DataDir, "keys"), nil)
+	ks, err := openKeys(ctx, cfg, logger)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -170,6 +171,24 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	return &server{cfg: cfg, logger: logger, store: store, tenants: ts, sso: h, keys: ks, engine: engine, echo: e, ln: ln}, nil
+}
+
+// openKeys returns the tenants' key source: Vault Transit when Vault is configured, else local
+// key files in the data directory (docs/keys.md). A Vault that is down or sealed at start is
+// logged, not fatal: signing answers 503 until it is back.
+func openKeys(ctx context.Context, cfg *Config, logger *slog.Logger) (keys.Source, error) {
+	if !cfg.Vault.Enabled() {
+		return local.New(filepath.Join(cfg.DataDir, "keys"), nil)
+	}
+	vs, err := vault.Open(cfg.Vault, filepath.Join(cfg.DataDir, "vault-certs"), logger)
+	if err != nil {
+		return nil, fmt.Errorf("vault keys: %w", err)
+	}
+	logger.InfoContext(ctx, "tenant keys in vault transit", "addr", cfg.Vault.Addr, "mount", cfg.Vault.Mount, "key_prefix", cfg.Vault.KeyPrefix)
+	if err := vs.Ping(ctx); err != nil {
+		logger.WarnContext(ctx, "vault not usable at start; signing is unavailable until it is", "error", err)
+	}
+	return vs, nil
 }
 
 // operatorToken returns the SHA-256 of the operator's API token: BROKER_BOOTSTRAP_TOKEN when

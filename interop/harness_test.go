@@ -1,8 +1,8 @@
 package interop
 
 // Test harness: builds the broker, runs it and real third-party SAML peers (SimpleSAMLphp,
-// pysaml2; scripts under peers/) on free 127.0.0.1 ports, configures the broker through its
-// admin API, and drives a headless browser (peers/flows/browse.py).
+// pysaml2, Apache + mod_auth_mellon; scripts under peers/) on free 127.0.0.1 ports, configures
+// the broker through its admin API, and drives a headless browser (peers/flows/browse.py).
 //
 // Every process runs in its own process group and is killed (group-wide) in t.Cleanup, also
 // when the test fails. On failure the logs of the broker and of the peers are printed.
@@ -116,6 +116,33 @@ func requirePeers(t *testing.T) {
 	t.Skip(msg)
 }
 
+// requireMellon skips (or, with CI=true, fails) the test when Apache or mod_auth_mellon is missing.
+func requireMellon(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for _, f := range []struct{ path, pkg string }{
+		{apacheBin, "apache2-bin"},
+		{"/usr/lib/apache2/modules/mod_mpm_prefork.so", "apache2-bin"},
+		{"/usr/lib/apache2/modules/mod_auth_mellon.so", "libapache2-mod-auth-mellon"},
+		{"/etc/mime.types", "media-types"},
+	} {
+		if _, err := os.Stat(f.path); err != nil {
+			missing = append(missing, fmt.Sprintf("%s (%s)", f.path, f.pkg))
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "interop prerequisites for the mellon SP missing: " + strings.Join(missing, "; ") +
+		"\ninstall them with interop/install.sh (Debian 12, as root or with sudo)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+const apacheBin = "/usr/sbin/apache2"
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
@@ -174,6 +201,8 @@ type env struct {
 	token     string
 
 	idpURL, sspSPURL, pySPURL string // peer base URLs (set when started)
+	mellonURL, pyIdPURL       string // Apache + mod_auth_mellon SP, pysaml2 IdP (set when started)
+	mellonDir                 string // the mellon instance's state folder ($PEERS_STATE/mellon/PORT)
 
 	browseRuns int // browse.py runs so far (names their raw output files)
 }
@@ -459,7 +488,12 @@ func (e *env) create(path string, body any) map[string]any {
 }
 
 func (e *env) tenantURL(suffix string) string {
-	return e.brokerURL + "/t/" + tenantSlug + suffix
+	return e.tenantURLIn(tenantSlug, suffix)
+}
+
+// tenantURLIn is the broker's public URL of the tenant slug, plus suffix.
+func (e *env) tenantURLIn(slug, suffix string) string {
+	return e.brokerURL + "/t/" + slug + suffix
 }
 
 // ---------------------------------------------------------------- peers
@@ -476,10 +510,17 @@ func (e *env) startSSPIdP(name string) {
 // startSSPSP starts a SimpleSAMLphp SP (test app /app/login, /app/status) trusting idpMetadata.
 func (e *env) startSSPSP(name, idpMetadata string) {
 	e.t.Helper()
+	e.sspSPURL = e.startSSPSPAt(name, idpMetadata)
+}
+
+// startSSPSPAt starts another SimpleSAMLphp SP and returns its base URL (e.sspSPURL is unchanged).
+func (e *env) startSSPSPAt(name, idpMetadata string) string {
+	e.t.Helper()
 	port := freePorts(e.t, 1)[0]
 	e.run(time.Minute, filepath.Join(e.peers, "ssp", "mkinstance.sh"), name, fmt.Sprint(port), "sp", idpMetadata)
-	e.sspSPURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	e.startSSP(name, e.sspSPURL+"/module.php/saml/sp/metadata.php/default-sp")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	e.startSSP(name, base+"/module.php/saml/sp/metadata.php/default-sp")
+	return base
 }
 
 func (e *env) startSSP(name, readyURL string) {
@@ -492,12 +533,51 @@ func (e *env) startSSP(name, readyURL string) {
 // extra are more peer.py options (e.g. --slo-bindings).
 func (e *env) startPySAML2SP(name, idpMetadata string, extra ...string) {
 	e.t.Helper()
+	e.pySPURL = e.startPySAML2SPAt(name, idpMetadata, extra...)
+}
+
+// startPySAML2SPAt starts another pysaml2 SP and returns its base URL (e.pySPURL is unchanged).
+func (e *env) startPySAML2SPAt(name, idpMetadata string, extra ...string) string {
+	e.t.Helper()
 	port := freePorts(e.t, 1)[0]
-	e.pySPURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	argv := append([]string{pythonBin, filepath.Join(e.peers, "pysaml2", "peer.py"),
 		"--port", fmt.Sprint(port), "--name", name, "--fetch-metadata", idpMetadata}, extra...)
 	p := e.start(name, e.childEnv, argv...)
-	e.waitHTTP(p, e.pySPURL+"/metadata", 40*time.Second)
+	e.waitHTTP(p, base+"/metadata", 40*time.Second)
+	return base
+}
+
+// startMellon starts Apache + mod_auth_mellon (peers/mellon/run.sh) as an SP of the IdP whose
+// metadata is at idpMetadata (fetched once: mellon reads it at start). Its Apache error log
+// (mellon at debug level) and access log are printed on failure.
+func (e *env) startMellon(idpMetadata string) {
+	e.t.Helper()
+	port := freePorts(e.t, 1)[0]
+	e.mellonURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	e.mellonDir = filepath.Join(e.state, "mellon", fmt.Sprint(port))
+	p := e.start("mellon", e.childEnv, filepath.Join(e.peers, "mellon", "run.sh"), fmt.Sprint(port), idpMetadata)
+	e.logs = append(e.logs, filepath.Join(e.mellonDir, "logs", "error.log"), filepath.Join(e.mellonDir, "logs", "access.log"))
+	e.waitHTTP(p, e.mellonURL+"/mellon/metadata", 30*time.Second)
+}
+
+// startPySAML2IdP starts the pysaml2 IdP (peers/pysaml2/idp.py; users student/studentpass,
+// alice/alicepass). Its SPs' metadata goes into $PEERS_STATE/pysaml2/NAME/remote-metadata/.
+func (e *env) startPySAML2IdP(name string) {
+	e.t.Helper()
+	port := freePorts(e.t, 1)[0]
+	e.pyIdPURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	p := e.start(name, e.childEnv, pythonBin, filepath.Join(e.peers, "pysaml2", "idp.py"), "--port", fmt.Sprint(port), "--name", name)
+	e.waitHTTP(p, e.pyIdPURL+"/metadata", 40*time.Second)
+}
+
+// trustAtPySAML2 drops the metadata at url into the pysaml2 peer's remote-metadata/ (re-read when
+// the files change: no restart needed).
+func (e *env) trustAtPySAML2(instance, file, url string) {
+	e.t.Helper()
+	dest := filepath.Join(e.state, "pysaml2", instance, "remote-metadata", file)
+	out := e.run(time.Minute, filepath.Join(e.peers, "lib", "fetch-metadata.sh"), url, dest)
+	e.t.Logf("%s trusts %s (entityID %s)", instance, url, strings.TrimSpace(out))
 }
 
 func (e *env) sspSPMetadataURL() string {

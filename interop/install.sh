@@ -7,6 +7,7 @@ set -euo pipefail
 
 PKGS=(simplesamlphp php-cli php-xml php-mbstring php-curl php-sqlite3
       python3-requests python3-defusedxml python3-pysaml2
+      apache2-bin libapache2-mod-auth-mellon media-types
       xmlsec1 openssl curl)
 
 die() { echo "interop/install.sh: error: $*" >&2; exit 1; }
@@ -34,5 +35,10 @@ fi
 [ -d /usr/share/simplesamlphp/www ] || die "SimpleSAMLphp not found in /usr/share/simplesamlphp"
 for b in php xmlsec1 openssl curl; do
   command -v "$b" >/dev/null || die "$b not found on PATH"
+done
+# Apache + mod_auth_mellon (TestMellonApp): run by interop/peers/mellon/run.sh, not as a service
+for f in /usr/sbin/apache2 /usr/lib/apache2/modules/mod_mpm_prefork.so \
+         /usr/lib/apache2/modules/mod_auth_mellon.so /etc/mime.types; do
+  [ -e "$f" ] || die "$f not found (apache2-bin libapache2-mod-auth-mellon media-types)"
 done
 echo "interop/install.sh: ok"

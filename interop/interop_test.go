@@ -1,7 +1,8 @@
 // Package interop tests the broker against real third-party SAML implementations running on
-// 127.0.0.1: SimpleSAMLphp 1.19 (IdP and SP) and pysaml2 (SP), with xmlsec1 as an independent
-// signature checker. Prerequisites (Debian 12): interop/install.sh. Run: go test ./interop/
-// (add -v to see the browser traces; INTEROP_KEEP=1 keeps the configs and logs).
+// 127.0.0.1: SimpleSAMLphp 1.19 (IdP and SP), pysaml2 (SP and IdP) and Apache + mod_auth_mellon
+// (SP), with xmlsec1 as an independent signature checker. Prerequisites (Debian 12):
+// interop/install.sh. Run: go test ./interop/ (add -v to see the browser traces; INTEROP_KEEP=1
+// keeps the configs and logs).
 package interop
 
 import (

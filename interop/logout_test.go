@@ -89,13 +89,19 @@ func (e *env) apiJSON(method, path string, want int, out any) []byte {
 // appIDs maps the tenant's app names to their IDs.
 func (e *env) appIDs() map[string]string {
 	e.t.Helper()
+	return e.appIDsIn(tenantSlug)
+}
+
+// appIDsIn maps the app names of the tenant slug to their IDs.
+func (e *env) appIDsIn(slug string) map[string]string {
+	e.t.Helper()
 	var apps struct {
 		Apps []struct {
 			ID   string `json:"id"`
 			Name string `json:"name"`
 		} `json:"apps"`
 	}
-	e.apiJSON(http.MethodGet, "/api/v1/tenants/"+tenantSlug+"/apps", http.StatusOK, &apps)
+	e.apiJSON(http.MethodGet, "/api/v1/tenants/"+slug+"/apps", http.StatusOK, &apps)
 	m := map[string]string{}
 	for _, a := range apps.Apps {
 		m[a.Name] = a.ID
@@ -376,7 +382,7 @@ func (a *acme) brokerIdPCertFiles() []string {
 // checkSentLogoutRequest checks the LogoutRequest the broker sent on a leg: Destination, NameID and
 // SessionIndex as issued to the app, and a signature that xmlsec1 verifies with the broker's IdP
 // certificate.
-func (a *acme) checkSentLogoutRequest(app string, l *apiLeg, endpoint, nameID, sessionIndex string, certFiles []string) {
+func (a *env) checkSentLogoutRequest(app string, l *apiLeg, endpoint, nameID, sessionIndex string, certFiles []string) {
 	t := a.t
 	t.Helper()
 	sent := l.Sent
@@ -415,7 +421,7 @@ func (a *acme) checkSentLogoutRequest(app string, l *apiLeg, endpoint, nameID, s
 
 // checkSSPLogoutLog looks in the SimpleSAMLphp SP's log for the SOAP LogoutRequest and for its
 // LogoutStore having ended a session (it answers Success even when it found none).
-func (a *acme) checkSSPLogoutLog(instance string) {
+func (a *env) checkSSPLogoutLog(instance string) {
 	t := a.t
 	t.Helper()
 	logPath := filepath.Join(a.state, "ssp", instance, "log", "simplesamlphp.log")
@@ -445,10 +451,23 @@ func (a *acme) checkSSPLogoutLog(instance string) {
 
 // checkPySAML2LogoutEvents checks the pysaml2 SP's record of the SOAP LogoutRequest: signed,
 // signature valid, one session ended.
-func (a *acme) checkPySAML2LogoutEvents() {
+func (a *env) checkPySAML2LogoutEvents() {
+	a.t.Helper()
+	a.checkPySAML2LogoutEventsN(1)
+}
+
+// checkPySAML2LogoutEventsN checks that the pysaml2 SP has received n LogoutRequests so far, the
+// last one signed, with a valid signature, and that it ended one session.
+func (a *env) checkPySAML2LogoutEventsN(n int) {
+	a.t.Helper()
+	a.checkPySAML2LogoutEventsAt(a.pySPURL, n)
+}
+
+// checkPySAML2LogoutEventsAt is checkPySAML2LogoutEventsN for the pysaml2 SP at base URL pySP.
+func (a *env) checkPySAML2LogoutEventsAt(pySP string, n int) {
 	t := a.t
 	t.Helper()
-	resp, err := a.client.Get(a.pySPURL + "/events")
+	resp, err := a.client.Get(pySP + "/events")
 	if err != nil {
 		t.Errorf("pysaml2 SP /events: %v", err)
 		return
@@ -466,11 +485,11 @@ func (a *acme) checkPySAML2LogoutEvents() {
 			reqs = append(reqs, ev)
 		}
 	}
-	if len(reqs) != 1 {
-		t.Errorf("pysaml2 SP received %d LogoutRequests, want 1; events: %s", len(reqs), truncate(string(b), 4000))
+	if len(reqs) != n {
+		t.Errorf("pysaml2 SP received %d LogoutRequests, want %d; events: %s", len(reqs), n, truncate(string(b), 4000))
 		return
 	}
-	ev := reqs[0]
+	ev := reqs[n-1]
 	evJSON, _ := json.Marshal(ev)
 	t.Logf("pysaml2 SP: %s", evJSON)
 	if ev["signed"] != true || ev["signature_ok"] != true || ev["sessions_ended"] != float64(1) {

@@ -208,6 +208,12 @@ func (a *acme) signInAgainShowsIdPLogin(jar string) {
 // logoutRecord finds the user's logout of this trigger in the logout log (GET logouts?user=) and
 // returns it with its legs (GET logouts/{id}), once finished.
 func (a *acme) logoutRecord(user, trigger, triggerRef string) *apiLogout {
+	a.t.Helper()
+	return a.logoutRecordIn(tenantSlug, user, trigger, triggerRef)
+}
+
+// logoutRecordIn is logoutRecord for the tenant slug.
+func (a *env) logoutRecordIn(slug, user, trigger, triggerRef string) *apiLogout {
 	t := a.t
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -215,7 +221,7 @@ func (a *acme) logoutRecord(user, trigger, triggerRef string) *apiLogout {
 		var list struct {
 			Logouts []apiLogout `json:"logouts"`
 		}
-		a.apiJSON(http.MethodGet, "/api/v1/tenants/"+tenantSlug+"/logouts?user="+url.QueryEscape(user), http.StatusOK, &list)
+		a.apiJSON(http.MethodGet, "/api/v1/tenants/"+slug+"/logouts?user="+url.QueryEscape(user), http.StatusOK, &list)
 		var found *apiLogout
 		for i := range list.Logouts {
 			if l := &list.Logouts[i]; l.Trigger == trigger {
@@ -232,7 +238,7 @@ func (a *acme) logoutRecord(user, trigger, triggerRef string) *apiLogout {
 			t.Errorf("logout %s in the list: user %q trigger_ref %q, want %q %q", found.ID, found.User, found.TriggerRef, user, triggerRef)
 		}
 		var lo apiLogout
-		a.apiJSON(http.MethodGet, "/api/v1/tenants/"+tenantSlug+"/logouts/"+url.PathEscape(found.ID), http.StatusOK, &lo)
+		a.apiJSON(http.MethodGet, "/api/v1/tenants/"+slug+"/logouts/"+url.PathEscape(found.ID), http.StatusOK, &lo)
 		if lo.State == "finished" {
 			if found.Outcome != lo.Outcome {
 				t.Errorf("logout %s: outcome %q in the list, %q in the record", lo.ID, found.Outcome, lo.Outcome)
@@ -431,7 +437,7 @@ func checkLogoutPages(t *testing.T, s *flowStep, wantFrames int) []string {
 }
 
 // sspLog returns the SimpleSAMLphp instance's log.
-func (a *acme) sspLog(instance string) string {
+func (a *env) sspLog(instance string) string {
 	b, err := os.ReadFile(filepath.Join(a.state, "ssp", instance, "log", "simplesamlphp.log"))
 	if err != nil {
 		a.t.Errorf("SimpleSAMLphp %s log: %v", instance, err)

@@ -124,7 +124,13 @@ type connectionView struct {
 	SSO          []endpointView  `json:"sso_endpoints"`
 	SLO          []endpointView  `json:"slo_endpoints"`
 	SigningCerts []certView      `json:"signing_certificates"`
-	Error        string          `json:"error,omitempty"`
+	// Capabilities say what the connection can do (e.g. "slo": false for Google Workspace);
+	// Warnings what is weaker than the default (e.g. unsigned IdP LogoutRequests accepted);
+	// Notes what the provider derived (e.g. an SLO endpoint from a My Domain name).
+	Capabilities *providers.Capabilities `json:"capabilities,omitempty"`
+	Warnings     []string                `json:"warnings"`
+	Notes        []string                `json:"notes,omitempty"`
+	Error        string                  `json:"error,omitempty"`
 }
 
 func endpointViews(eps []providers.Endpoint) []endpointView {
@@ -136,7 +142,7 @@ func endpointViews(eps []providers.Endpoint) []endpointView {
 }
 
 func (a *API) connectionView(conn *db.Connection, up *providers.Upstream) connectionView {
-	v := connectionView{ID: conn.ID, Name: conn.Name, Provider: conn.Provider, EntityID: conn.EntityID, Config: json.RawMessage(conn.Config), CreatedAt: conn.CreatedAt}
+	v := connectionView{ID: conn.ID, Name: conn.Name, Provider: conn.Provider, EntityID: conn.EntityID, Config: json.RawMessage(conn.Config), CreatedAt: conn.CreatedAt, Warnings: []string{}}
 	if up == nil {
 		var err error
 		if up, err = a.tenants.Upstream(conn); err != nil {
@@ -145,6 +151,8 @@ func (a *API) connectionView(conn *db.Connection, up *providers.Upstream) connec
 		}
 	}
 	v.SSO, v.SLO, v.SigningCerts = endpointViews(up.SSO), endpointViews(up.SLO), certViews(up.SigningCerts)
+	caps := up.Capabilities()
+	v.Capabilities, v.Warnings, v.Notes = &caps, up.Warnings(), up.Notes
 	return v
 }
 

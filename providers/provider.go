@@ -68,6 +68,22 @@ type Quirks struct {
 	ForceAuthnAfterLogout bool
 	// AllowUnsignedLogoutRequest: act on an unsigned LogoutRequest from the IdP. Off by default.
 	AllowUnsignedLogoutRequest bool
+	// RequireSessionIndex: the peer refuses a LogoutRequest without a SessionIndex, so a leg that
+	// has none is recorded as not sent rather than sent to fail.
+	RequireSessionIndex bool
+
+	// SPInitiatedSLOOnly: the IdP never starts a logout itself (it sends no LogoutRequests); only
+	// the broker's LogoutRequests to it end its session. Read by the connection's API view; the
+	// broker still acts on a signed LogoutRequest from it if one comes.
+	SPInitiatedSLOOnly bool
+	// IdPLogoutBackChannel: the IdP sends its LogoutRequests server to server (SOAP), with no
+	// browser, so apps that take logout only through the browser cannot be reached then. Read by
+	// the connection's API view.
+	IdPLogoutBackChannel bool
+
+	// Diagnoses are the plain-words explanations of the product's known failures, first match
+	// wins (see Quirks.Diagnose).
+	Diagnoses []Diagnosis
 }
 
 // Endpoint is one SAML service endpoint of the IdP.
@@ -92,6 +108,9 @@ type Upstream struct {
 	Metadata []byte
 	// Quirks are the product's differences from the SAML default.
 	Quirks Quirks
+	// Notes say in plain words what the provider derived or assumed when it opened the
+	// connection (e.g. an SLO endpoint derived from a My Domain name), for the admin.
+	Notes []string
 }
 
 // SSOEndpoint returns the endpoint to send an AuthnRequest to: the first of the preferred

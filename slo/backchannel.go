@@ -29,6 +29,8 @@ type Result struct {
 	Diagnosis  string // plain words for support staff
 	Sent       []byte
 	Received   []byte
+	// HTTPStatus is the status of a non-SAML HTTP answer, when there was one.
+	HTTPStatus int
 }
 
 // OK reports whether the peer confirmed the logout.
@@ -77,7 +79,7 @@ func runSOAPLeg(ctx context.Context, l *Leg, caller SOAPCaller, signerFor func(s
 		var fault *binding.SOAPFault
 		switch {
 		case errors.As(err, &herr):
-			r.Received = herr.Body
+			r.Received, r.HTTPStatus = herr.Body, herr.Status
 		case errors.As(err, &fault):
 			r.Received = []byte("SOAP Fault " + fault.Code + ": " + fault.String)
 		}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/sloworks/broker/db"
+	"github.com/sloworks/broker/providers"
 )
 
 // Triggers of a logout (the log's "trigger").
@@ -482,6 +484,7 @@ func legRecord(l *Leg, now time.Time) db.LogoutLeg {
 
 // finish records a leg's result (once: another replica may have been first).
 func (e *Engine) finish(ctx context.Context, rec *db.LogoutLeg, r *Result) {
+	addProviderDiagnosis(r)
 	fin := e.now()
 	upd := db.LogoutLeg{Status: r.Status.Top(), SubStatus: r.Status.Sub(), LatencyMS: r.Latency.Milliseconds(), ErrorClass: r.ErrorClass,
 		Diagnosis: r.Diagnosis, Received: r.Received, FinishedAt: &fin}
@@ -498,6 +501,21 @@ func (e *Engine) finish(ctx context.Context, rec *db.LogoutLeg, r *Result) {
 	}
 	e.Logger.InfoContext(ctx, "logout leg finished", "tenant", rec.TenantID, "target", rec.TargetName, "channel", rec.Channel,
 		"error_class", r.ErrorClass, "latency_ms", r.Latency.Milliseconds())
+}
+
+// addProviderDiagnosis appends what the peer's product says a failure means (e.g. Salesforce's
+// "We are unable to log you out.") to the engine's own diagnosis of a failed leg.
+func addProviderDiagnosis(r *Result) {
+	if r.ErrorClass == "" || r.Leg == nil || r.Leg.Peer == nil {
+		return
+	}
+	o := providers.Observation{ErrorClass: r.ErrorClass, Answer: string(r.Received), Status: append([]string{}, r.Status.Codes...)}
+	if r.HTTPStatus != 0 {
+		o.Status = append(o.Status, strconv.Itoa(r.HTTPStatus))
+	}
+	if d := r.Leg.Peer.Quirks.Diagnose(o); d != "" {
+		r.Diagnosis += " " + d
+	}
 }
 
 // complete sets the outcome from the legs, once every leg is done.

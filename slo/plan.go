@@ -169,6 +169,11 @@ func MakePlan(in PlanInput) *Plan {
 			}
 			return
 		}
+		if peer.Quirks.RequireSessionIndex && len(l.Request.SessionIndexes) == 0 {
+			l.Channel = ChannelNone
+			l.Reason = fmt.Sprintf("%s refuses a LogoutRequest without a SessionIndex, and none is known for this session; nothing was sent", peer.Name)
+			return
+		}
 		if !peer.Quirks.FrontChannelOnly {
 			if e, ok := endpoint(peer.SLO, providers.BindingSOAP); ok {
 				l.Channel, l.Endpoint = ChannelSOAP, e

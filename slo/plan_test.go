@@ -2,6 +2,7 @@ package slo
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +88,31 @@ func TestMakePlanChannels(t *testing.T) {
 	p = MakePlan(PlanInput{Apps: []*Peer{long}, Browser: true, NewID: counter(), Timeout: time.Second})
 	if n := len(p.Front[0].Request.SessionIndexes); n != 0 {
 		t.Errorf("over-long SessionIndex sent")
+	}
+}
+
+func TestMakePlanRequireSessionIndex(t *testing.T) {
+	adfs := &Peer{Name: "adfs", SLO: []providers.Endpoint{ep(providers.BindingRedirect, "https://adfs/slo")}, Quirks: providers.Quirks{RequireSessionIndex: true}}
+	p := MakePlan(PlanInput{Apps: []*Peer{adfs}, Browser: true, NewID: counter(), Timeout: time.Second})
+	if len(p.Unreachable) != 1 || !strings.Contains(p.Unreachable[0].Reason, "without a SessionIndex") {
+		t.Fatalf("a peer that requires a SessionIndex got a leg without one: %+v %+v", p.Front, p.Unreachable)
+	}
+	adfs.SessionIndexes = []string{"_s"}
+	if p := MakePlan(PlanInput{Apps: []*Peer{adfs}, Browser: true, NewID: counter(), Timeout: time.Second}); len(p.Front) != 1 {
+		t.Fatalf("with a SessionIndex the leg runs: %+v", p)
+	}
+}
+
+func TestProviderDiagnosis(t *testing.T) {
+	q := providers.Quirks{Diagnoses: []providers.Diagnosis{{Contains: "We are unable to log you out", Text: "Salesforce refuses an unsigned request or one without SessionIndex."}}}
+	r := &Result{Leg: &Leg{Peer: &Peer{Quirks: q}}, ErrorClass: ClassRefused, Diagnosis: "sf answered HTTP 200.", Received: []byte("<html>We are unable to log you out.</html>")}
+	addProviderDiagnosis(r)
+	if !strings.HasSuffix(r.Diagnosis, "Salesforce refuses an unsigned request or one without SessionIndex.") {
+		t.Errorf("diagnosis %q", r.Diagnosis)
+	}
+	ok := &Result{Leg: &Leg{Peer: &Peer{Quirks: q}}, Received: []byte("We are unable to log you out")}
+	addProviderDiagnosis(ok)
+	if ok.Diagnosis != "" {
+		t.Errorf("a confirmed leg got a diagnosis: %q", ok.Diagnosis)
 	}
 }

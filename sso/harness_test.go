@@ -179,14 +179,21 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-func (h *harness) addTenant(slug string) *tenantFixture {
+func (h *harness) addTenant(slug string) *tenantFixture { return h.addTenantWith(slug, nil) }
+
+// addTenantWith adds a tenant whose generic connection config has the extra keys.
+func (h *harness) addTenantWith(slug string, extra map[string]any) *tenantFixture {
 	ctx := context.Background()
 	tn, err := h.tenants.CreateTenant(ctx, slug, strings.ToUpper(slug))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	idp := &testIdP{entityID: "https://idp." + slug + ".example/metadata", ssoURL: "https://idp." + slug + ".example/sso", peerKey: testKey(h.t, "idp-"+slug)}
-	cfg, _ := json.Marshal(map[string]string{"metadata_xml": string(idp.metadata(h.t))})
+	conf := map[string]any{"metadata_xml": string(idp.metadata(h.t))}
+	for k, v := range extra {
+		conf[k] = v
+	}
+	cfg, _ := json.Marshal(conf)
 	if _, _, err := h.tenants.CreateConnection(ctx, tn, "generic", "idp", cfg); err != nil {
 		h.t.Fatal(err)
 	}

@@ -131,7 +131,11 @@ func (h *Handler) checkLogoutRequest(ctx context.Context, t *db.Tenant, rcv *slo
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := rcv.Verify(peer.Certs, allowSHA1); errors.Is(err, slo.ErrUnsigned) {
+	if err := rcv.Verify(peer.Certs, allowSHA1); errors.Is(err, slo.ErrUnsigned) && fromIdP && peer.Quirks.AllowUnsignedLogoutRequest {
+		// The connection allows unsigned IdP LogoutRequests (generic allow_unsigned_logout_request;
+		// its API view warns about it).
+		h.logger.WarnContext(ctx, "unsigned logout request accepted", "tenant", t.Slug, "from", peer.Name)
+	} else if errors.Is(err, slo.ErrUnsigned) {
 		return nil, nil, refuse(ReasonSignature, nil, "the LogoutRequest is not signed; an unsigned LogoutRequest is refused")
 	} else if err != nil {
 		return nil, nil, refuse(ReasonSignature, err, "the LogoutRequest is not signed by a key in the metadata of %s", claimed)

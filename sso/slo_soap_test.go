@@ -549,3 +549,31 @@ func TestIdPLogoutSOAP(t *testing.T) {
 		}
 	})
 }
+
+// TestUnsignedIdPLogoutWhenAllowed: a connection configured with allow_unsigned_logout_request
+// acts on its IdP's unsigned LogoutRequest; other connections still refuse it.
+func TestUnsignedIdPLogoutWhenAllowed(t *testing.T) {
+	h := newHarness(t)
+	h.sso.SetLogout(h.engine())
+	h.addTenantWith("gamma", map[string]any{"allow_unsigned_logout_request": true})
+	b := h.browser()
+	b.signIn(t, "gamma", h.fx["gamma"].apps[0])
+	s := h.sessions("gamma")[0]
+	req := logoutRequest(h.fx["gamma"].idp.entityID, h.url("gamma", "/sp/slo/soap"), slo.NameID{Value: s.NameID, Format: s.NameIDFormat}, s.UpstreamSessionIndex)
+	el, err := callSOAP(h.url("gamma", "/sp/slo/soap"), sign(t, req, nil))
+	resp := brokerAnswer(t, el, err, h.spCert("gamma"), req, h.url("gamma", "/sp/metadata"))
+	// The app has no SLO, so its leg cannot be confirmed: Success with PartialLogout.
+	wantStatus(t, resp, slo.StatusSuccess, slo.StatusPartialLogout)
+	if live := h.liveSessions("gamma"); len(live) != 0 {
+		t.Errorf("session not ended by the allowed unsigned request")
+	}
+	// acme's connection does not allow it.
+	b.signIn(t, "acme", h.fx["acme"].apps[0])
+	as := h.sessions("acme")[0]
+	areq := logoutRequest(h.fx["acme"].idp.entityID, h.url("acme", "/sp/slo/soap"), slo.NameID{Value: as.NameID, Format: as.NameIDFormat}, as.UpstreamSessionIndex)
+	el, err = callSOAP(h.url("acme", "/sp/slo/soap"), sign(t, areq, nil))
+	wantFault(t, el, err, "not signed")
+	if live := h.liveSessions("acme"); len(live) != 1 {
+		t.Errorf("acme's session ended by an unsigned request")
+	}
+}

@@ -36,7 +36,9 @@ import (
 	"github.com/sloworks/broker/keys/local"
 	"github.com/sloworks/broker/keys/vault"
 	"github.com/sloworks/broker/providers"
+	"github.com/sloworks/broker/providers/auth0"
 	"github.com/sloworks/broker/providers/generic"
+	"github.com/sloworks/broker/providers/salesforce"
 	"github.com/sloworks/broker/slo"
 	"github.com/sloworks/broker/sso"
 	"github.com/sloworks/broker/tenants"
@@ -45,7 +47,14 @@ import (
 // catalogue is the explicit map of provider plugins (no init() registration).
 func catalogue() map[string]providers.Provider {
 	return map[string]providers.Provider{
-		"generic": generic.New(),
+		"generic":    generic.New(),
+		"okta":       generic.Okta(),
+		"entra":      generic.Entra(),
+		"adfs":       generic.ADFS(),
+		"google":     generic.Google(),
+		"keycloak":   generic.Keycloak(),
+		"salesforce": salesforce.New(),
+		"auth0":      auth0.New(),
 	}
 }
 

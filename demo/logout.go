@@ -70,12 +70,8 @@ func (d *Demo) appLogout(w http.ResponseWriter, r *http.Request) {
 // IdP started a logout; the app ends its session and answers), or the broker's answer to the
 // logout the app started.
 func (d *Demo) appSLO(w http.ResponseWriter, r *http.Request) {
-	rcv, err := slo.ReadRedirect(r.URL.RawQuery)
-	if err == nil {
-		err = rcv.Verify(d.brokerCerts, false)
-	}
-	if err != nil {
-		http.Error(w, "logout message refused: "+err.Error(), http.StatusBadRequest)
+	rcv, ok := d.readFromBroker(w, r)
+	if !ok {
 		return
 	}
 	_ = d.app.Session.DeleteSession(w, r)
@@ -103,12 +99,8 @@ func (d *Demo) appSLO(w http.ResponseWriter, r *http.Request) {
 // idpSLO is the demo IdP's SingleLogoutService: it ends the IdP session of the browser and
 // answers the broker.
 func (d *Demo) idpSLO(w http.ResponseWriter, r *http.Request) {
-	rcv, err := slo.ReadRedirect(r.URL.RawQuery)
-	if err == nil {
-		err = rcv.Verify(d.brokerCerts, false)
-	}
-	if err != nil {
-		http.Error(w, "logout message refused: "+err.Error(), http.StatusBadRequest)
+	rcv, ok := d.readFromBroker(w, r)
+	if !ok {
 		return
 	}
 	req, err := slo.ParseLogoutRequest(rcv.Element)
@@ -119,6 +111,20 @@ func (d *Demo) idpSLO(w http.ResponseWriter, r *http.Request) {
 	// samlidp keeps its session in the "session" cookie.
 	http.SetCookie(w, &http.Cookie{Name: "session", Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
 	d.answer(w, r, req, d.idpKey, d.idpCert, d.idp.IDP.MetadataURL.String(), d.brokerSPSLO, rcv.RelayState)
+}
+
+// readFromBroker decodes a Redirect logout message and checks the broker signed it; on failure it
+// answers 400 itself.
+func (d *Demo) readFromBroker(w http.ResponseWriter, r *http.Request) (*slo.Received, bool) {
+	rcv, err := slo.ReadRedirect(r.URL.RawQuery)
+	if err == nil {
+		err = rcv.Verify(d.brokerCerts, false)
+	}
+	if err != nil {
+		http.Error(w, "logout message refused: "+err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	return rcv, true
 }
 
 func (d *Demo) answer(w http.ResponseWriter, r *http.Request, req *slo.LogoutRequest, key *rsa.PrivateKey, cert *x509.Certificate, issuer, dest, relay string) {

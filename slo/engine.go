@@ -270,17 +270,7 @@ func (e *Engine) answered(ctx context.Context, lg *logout, sessions []*db.Sessio
 	}
 	// saml-core 3.7.3.2: Success when every party confirmed; PartialLogout (a second-level code
 	// under Success, 3.2.2.2: the broker session did end) when any could not be.
-	st := Status{Codes: []string{StatusSuccess}}
-	if lo.Outcome != OutcomeSuccess {
-		failed := 0
-		for _, l := range legs {
-			if l.ErrorClass != "" {
-				failed++
-			}
-		}
-		st = Status{Codes: []string{StatusSuccess, StatusPartialLogout},
-			Message: fmt.Sprintf("%d of %d parties could not be confirmed as logged out (logout %s)", failed, len(legs), lo.ID)}
-	}
+	st := AnswerStatus(lo, legs)
 	// SOAP: the answer goes back in the same HTTP exchange, so no Destination (saml-bindings 3.2).
 	issuer := lg.issuer
 	if lg.noUpstream {

@@ -212,25 +212,33 @@ func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID
 	if ini.Kind == "" || ini.ResponseURL == "" {
 		return &Step{Done: true, Logout: lo, Legs: legs}, nil
 	}
-	out, err := e.answer(ctx, tenantID, &ini, lo.Outcome)
+	out, err := e.answer(ctx, tenantID, &ini, AnswerStatus(lo, legs))
 	if err != nil {
 		return nil, err
 	}
 	return &Step{Send: out, Done: true, Logout: lo, Legs: legs}, nil
 }
 
-// AnswerStatus is the status an initiator gets for an outcome: Success, or Success with a nested
-// PartialLogout when any leg failed (saml-core 3.7.3.2).
-func AnswerStatus(outcome string) Status {
-	if outcome == OutcomeSuccess {
+// AnswerStatus is the status the initiator of a logout gets: Success when every leg confirmed,
+// else Success with a nested PartialLogout (saml-core 3.7.3.2; a second-level code under Success,
+// 3.2.2.2: the broker session did end) saying how many parties could not be confirmed.
+func AnswerStatus(lo *db.Logout, legs []db.LogoutLeg) Status {
+	if lo.Outcome == OutcomeSuccess {
 		return Status{Codes: []string{StatusSuccess}}
 	}
-	return Status{Codes: []string{StatusSuccess, StatusPartialLogout}, Message: "not every session could be confirmed as ended"}
+	failed := 0
+	for _, l := range legs {
+		if l.ErrorClass != "" {
+			failed++
+		}
+	}
+	return Status{Codes: []string{StatusSuccess, StatusPartialLogout},
+		Message: fmt.Sprintf("%d of %d parties could not be confirmed as logged out (logout %s)", failed, len(legs), lo.ID)}
 }
 
 // answer signs the LogoutResponse for the initiator, in its binding.
-func (e *Engine) answer(ctx context.Context, tenantID string, ini *Initiator, outcome string) (*Outgoing, error) {
-	resp := &LogoutResponse{ID: e.NewID(), InResponseTo: ini.RequestID, IssueInstant: e.now(), Destination: ini.ResponseURL, Issuer: ini.Issuer, Status: AnswerStatus(outcome)}
+func (e *Engine) answer(ctx context.Context, tenantID string, ini *Initiator, st Status) (*Outgoing, error) {
+	resp := &LogoutResponse{ID: e.NewID(), InResponseTo: ini.RequestID, IssueInstant: e.now(), Destination: ini.ResponseURL, Issuer: ini.Issuer, Status: st}
 	s, err := e.Signers(ctx, tenantID, ini.SigAlg)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -255,4 +256,37 @@ func (e *Engine) answer(ctx context.Context, tenantID string, ini *Initiator, st
 		return nil, err
 	}
 	return &Outgoing{RedirectURL: u}, nil
+}
+
+// SettleAbandoned finishes, across tenants, logouts whose browser never came back: once their
+// deadline (plus one more leg timeout for the IdP's leg) has passed, every leg still pending is
+// settled as "no answer" and the outcome is set. Nobody is waiting for an answer any more. The
+// janitor calls it; it returns how many logouts it finished.
+func (e *Engine) SettleAbandoned(ctx context.Context, now time.Time) (int, error) {
+	los, err := e.Store.ListUnfinishedLogouts(ctx, now.Add(-e.timeout()))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, lo := range los {
+		_, legs, err := e.Store.GetLogout(ctx, lo.TenantID, lo.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for i := range legs {
+			l := &legs[i]
+			if l.State == db.LegPending {
+				e.finish(ctx, l, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(l.StartedAt),
+					Diagnosis: fmt.Sprintf("%s never answered: the user's browser left the logout before this leg was done", l.TargetName)})
+			}
+		}
+		if _, _, err := e.complete(ctx, &lo); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -241,3 +241,42 @@ func TestFrontChannelLegTimesOut(t *testing.T) {
 		}
 	}
 }
+
+// TestAbandonedLogoutSettled: a browser that never comes back to its logout page leaves a
+// running logout; after its time, the janitor settles the open legs as "no answer".
+func TestAbandonedLogoutSettled(t *testing.T) {
+	h := newHarness(t)
+	e := h.engine()
+	e.LegTimeout = 200 * time.Millisecond
+	h.sso.SetLogout(e)
+	initiator := h.addFrontApp(t, "acme", "frontwiki")
+	silent := h.addFrontApp(t, "acme", "silent")
+	b := h.browser()
+	ai := b.signIn(t, "acme", initiator.testApp)
+	b.signIn(t, "acme", silent.testApp)
+	if r := b.get(initiator.logoutURL(t, ai, "_gone")); r.status != http.StatusFound {
+		t.Fatalf("logout start: %d", r.status)
+	}
+	ctx := context.Background()
+	tid := h.fx["acme"].tenant.ID
+	if n, _ := e.SettleAbandoned(ctx, time.Now()); n != 0 {
+		t.Fatalf("settled %d logouts before their time", n)
+	}
+	los, _ := h.store.ListLogouts(ctx, tid, db.LogoutFilter{})
+	if len(los) != 1 || los[0].State != db.LogoutRunning {
+		t.Fatalf("the logout should still be running: %+v", los)
+	}
+	n, err := e.SettleAbandoned(ctx, time.Now().Add(time.Second))
+	if err != nil || n != 1 {
+		t.Fatalf("SettleAbandoned = %d, %v; want 1", n, err)
+	}
+	lo, legs, _ := h.store.GetLogout(ctx, tid, los[0].ID)
+	if lo.State != db.LogoutFinished || lo.Outcome == slo.OutcomeSuccess {
+		t.Errorf("logout %+v", lo)
+	}
+	for _, l := range legs {
+		if l.State != db.LegDone || (l.TargetName == "silent" && l.ErrorClass != slo.ClassNoAnswer) {
+			t.Errorf("leg %+v", l)
+		}
+	}
+}

@@ -279,6 +279,12 @@ func (s *server) janitor(ctx context.Context, every time.Duration) {
 			} else if n > 0 {
 				s.logger.InfoContext(ctx, "expired sessions logged out", "count", n)
 			}
+			// Logouts whose browser never came back are settled as "no answer".
+			if n, err := s.engine.SettleAbandoned(ctx, now); err != nil {
+				s.logger.WarnContext(ctx, "settling abandoned logouts failed", "error", err)
+			} else if n > 0 {
+				s.logger.InfoContext(ctx, "abandoned logouts settled", "count", n)
+			}
 			sweep(ctx, s.store, s.logger, now, s.cfg.LogoutRetention)
 		}
 	}

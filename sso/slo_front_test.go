@@ -247,7 +247,7 @@ func TestFrontChannelLegTimesOut(t *testing.T) {
 func TestAbandonedLogoutSettled(t *testing.T) {
 	h := newHarness(t)
 	e := h.engine()
-	e.LegTimeout = 200 * time.Millisecond
+	e.LegTimeout = 3 * time.Second
 	h.sso.SetLogout(e)
 	initiator := h.addFrontApp(t, "acme", "frontwiki")
 	silent := h.addFrontApp(t, "acme", "silent")
@@ -266,7 +266,7 @@ func TestAbandonedLogoutSettled(t *testing.T) {
 	if len(los) != 1 || los[0].State != db.LogoutRunning {
 		t.Fatalf("the logout should still be running: %+v", los)
 	}
-	n, err := e.SettleAbandoned(ctx, time.Now().Add(time.Second))
+	n, err := e.SettleAbandoned(ctx, time.Now().Add(10*time.Second))
 	if err != nil || n != 1 {
 		t.Fatalf("SettleAbandoned = %d, %v; want 1", n, err)
 	}

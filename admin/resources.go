@@ -226,6 +226,7 @@ type appView struct {
 	EntityID     string         `json:"entity_id"`
 	MetadataURL  string         `json:"metadata_url,omitempty"`
 	SignResponse bool           `json:"sign_response"`
+	NoFrame      bool           `json:"no_frame_logout"`
 	CreatedAt    time.Time      `json:"created_at"`
 	ACS          []endpointView `json:"acs_endpoints"`
 	SLO          []endpointView `json:"slo_endpoints"`
@@ -233,7 +234,7 @@ type appView struct {
 }
 
 func (a *API) appView(app *db.App, sp *metadata.SP) appView {
-	v := appView{ID: app.ID, Name: app.Name, EntityID: app.EntityID, MetadataURL: app.MetadataURL, SignResponse: app.SignResponse, CreatedAt: app.CreatedAt, ACS: []endpointView{}, SLO: []endpointView{}}
+	v := appView{ID: app.ID, Name: app.Name, EntityID: app.EntityID, MetadataURL: app.MetadataURL, SignResponse: app.SignResponse, NoFrame: app.NoFrameLogout, CreatedAt: app.CreatedAt, ACS: []endpointView{}, SLO: []endpointView{}}
 	if sp == nil {
 		var err error
 		if sp, err = a.tenants.AppMetadata(app); err != nil {
@@ -260,11 +261,13 @@ func (a *API) createApp(c echo.Context) error {
 		MetadataURL  string `json:"metadata_url"`
 		MetadataXML  string `json:"metadata_xml"`
 		SignResponse bool   `json:"sign_response"`
+		// NoFrameLogout: the app's logout page refuses to be framed.
+		NoFrameLogout bool `json:"no_frame_logout"`
 	}
 	if err := decode(c, &in); err != nil {
 		return a.fail(c, err)
 	}
-	app, sp, err := a.tenants.CreateApp(c.Request().Context(), t, tenants.AppInput{Name: in.Name, MetadataURL: in.MetadataURL, MetadataXML: in.MetadataXML, SignResponse: in.SignResponse})
+	app, sp, err := a.tenants.CreateApp(c.Request().Context(), t, tenants.AppInput{Name: in.Name, MetadataURL: in.MetadataURL, MetadataXML: in.MetadataXML, SignResponse: in.SignResponse, NoFrameLogout: in.NoFrameLogout})
 	if err != nil {
 		return a.fail(c, err)
 	}

@@ -55,7 +55,10 @@ type App struct {
 	Metadata []byte
 	// SignResponse asks the broker to sign the Response as well as the Assertion.
 	SignResponse bool
-	CreatedAt    time.Time
+	// NoFrameLogout: the app's logout page refuses to be framed, so front-channel logout reaches
+	// it by a redirect step of the browser instead of an iframe.
+	NoFrameLogout bool
+	CreatedAt     time.Time
 }
 
 // Session is a broker session: one sign-in of one user at the tenant's IdP.

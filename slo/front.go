@@ -167,12 +167,16 @@ func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID
 		return nil, err
 	}
 	now := e.now()
-	var upstream *db.LogoutLeg
+	// Steps are the legs the browser itself goes through, one after the other, after the
+	// parallel ones: apps that refuse to be framed, then the IdP.
+	var steps []*db.LogoutLeg
 	waiting := false
 	for i := range legs {
 		l := &legs[i]
-		if l.Target == "upstream" {
-			upstream = l
+		if IsStep(l) {
+			if l.Target != "upstream" {
+				steps = append(steps, l)
+			}
 			continue
 		}
 		if l.State == db.LegPending {
@@ -187,17 +191,29 @@ func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID
 	if waiting {
 		return &Step{Wait: true, Logout: lo, Legs: legs}, nil
 	}
-	if upstream != nil && upstream.State == db.LegPending {
-		if upstream.Channel == string(ChannelRedirect) || upstream.Channel == string(ChannelPOST) {
-			if !now.After(lo.Deadline.Add(e.timeout())) {
-				out, err := e.SendFront(ctx, fp, tenantID, upstream, lo.ID)
-				if err == nil {
-					return &Step{Send: out, Logout: lo, Legs: legs}, nil
-				}
-				e.finish(ctx, upstream, &Result{ErrorClass: ClassSigningUnavailable, Diagnosis: "the LogoutRequest to the IdP could not be sent: " + err.Error()})
-			} else {
-				e.finish(ctx, upstream, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(upstream.StartedAt), Diagnosis: upstream.TargetName + " did not send the browser back within the logout's time limit"})
+	for i := range legs {
+		if legs[i].Target == "upstream" && IsStep(&legs[i]) {
+			steps = append(steps, &legs[i]) // the IdP's step comes last
+		}
+	}
+	for _, l := range steps {
+		if l.State != db.LegPending {
+			continue
+		}
+		switch {
+		case e.sentBefore(l, lo.StartedAt):
+			// The browser came back here without the peer's answer.
+			e.finish(ctx, l, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(l.StartedAt),
+				Diagnosis: l.TargetName + " did not send the browser back with its LogoutResponse"})
+		case now.After(lo.Deadline.Add(e.timeout())):
+			e.finish(ctx, l, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(l.StartedAt),
+				Diagnosis: l.TargetName + " was not reached within the logout's time limit"})
+		default:
+			out, err := e.SendFront(ctx, fp, tenantID, l, lo.ID)
+			if err == nil {
+				return &Step{Send: out, Logout: lo, Legs: legs}, nil
 			}
+			e.finish(ctx, l, &Result{ErrorClass: ClassSigningUnavailable, Diagnosis: "the LogoutRequest to " + l.TargetName + " could not be sent: " + err.Error()})
 		}
 	}
 	lo, legs, err = e.complete(ctx, lo)
@@ -218,6 +234,23 @@ func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID
 		return nil, err
 	}
 	return &Step{Send: out, Done: true, Logout: lo, Legs: legs}, nil
+}
+
+// IsStep reports whether a leg is a step of the browser (Redirect or POST, one after the other)
+// rather than a parallel leg (an iframe or the back channel).
+func IsStep(l *db.LogoutLeg) bool {
+	return l.Channel == string(ChannelRedirect) || l.Channel == string(ChannelPOST)
+}
+
+// sentBefore reports whether the leg's request was already sent once: SendFront dates it anew,
+// after the logout started.
+func (e *Engine) sentBefore(l *db.LogoutLeg, started time.Time) bool {
+	doc := etree.NewDocument()
+	if doc.ReadFromBytes(l.Sent) != nil || doc.Root() == nil {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339Nano, doc.Root().SelectAttrValue("IssueInstant", ""))
+	return err == nil && t.After(started)
 }
 
 // AnswerStatus is the status the initiator of a logout gets: Success when every leg confirmed,

@@ -47,6 +47,9 @@ type Peer struct {
 	Certs []*x509.Certificate
 	// Quirks are the peer product's differences from the SAML default.
 	Quirks providers.Quirks
+	// NoFrame: the peer's logout page refuses to be framed; through the browser it is reached by
+	// a redirect step, not an iframe.
+	NoFrame bool
 	// NameID and SessionIndexes are what this peer knows the user by: for an app, what the broker
 	// issued to it; for the IdP, what it issued to the broker.
 	NameID         NameID
@@ -201,7 +204,7 @@ func MakePlan(in PlanInput) *Plan {
 		case l.Channel == ChannelNone:
 			p.Unreachable = append(p.Unreachable, l)
 		default:
-			if in.Browser {
+			if in.Browser && !a.NoFrame {
 				l.Channel = ChannelIframe // parallel iframes; a redirect step only for apps that refuse framing
 			}
 			p.Front = append(p.Front, l)

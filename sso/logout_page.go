@@ -172,8 +172,8 @@ func (h *Handler) logoutStatus(c echo.Context) error {
 	}
 	pending := 0
 	for _, l := range legs {
-		if l.State == db.LegPending && l.Target == "app" {
-			pending++
+		if l.State == db.LegPending && l.Target == "app" && !slo.IsStep(&l) {
+			pending++ // the parallel legs the page waits for; steps come after
 		}
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")

@@ -50,7 +50,8 @@ func (h *Handler) sloFront(c echo.Context, fromIdP bool) error {
 		if err != nil {
 			return err
 		}
-		if fromIdP || leg.Target == "upstream" {
+		if fromIdP || slo.IsStep(leg) {
+			// A step of the browser: back to the logout page, which takes the next one.
 			return c.Redirect(http.StatusFound, h.tenantURL(t.Slug, "/logout/"+leg.LogoutID))
 		}
 		frameable(c)

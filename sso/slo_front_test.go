@@ -280,3 +280,71 @@ func TestAbandonedLogoutSettled(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontChannelRedirectStep: an app whose logout page refuses to be framed gets no iframe; the
+// browser goes to it as a step after the iframes, comes back, and the initiator gets its answer.
+func TestFrontChannelRedirectStep(t *testing.T) {
+	h := newHarness(t)
+	h.sso.SetLogout(h.engine())
+	initiator := h.addFrontApp(t, "acme", "frontwiki")
+	framed := h.addFrontApp(t, "acme", "framed")
+	noFrame := h.addFrontApp(t, "acme", "noframe")
+	ctx := context.Background()
+	tid := h.fx["acme"].tenant.ID
+	row, err := h.store.GetAppByEntityID(ctx, tid, noFrame.entityID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row.NoFrameLogout = true
+	if err := h.store.UpdateApp(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	b := h.browser()
+	ai := b.signIn(t, "acme", initiator.testApp)
+	b.signIn(t, "acme", framed.testApp)
+	b.signIn(t, "acme", noFrame.testApp)
+
+	page := b.get(initiator.logoutURL(t, ai, "_out3")).location
+	p := b.get(page)
+	frames := iframeRE.FindAllStringSubmatch(p.body, -1)
+	if len(frames) != 1 || !strings.Contains(p.body, "noframe") {
+		t.Fatalf("want one iframe (framed) and noframe listed:\n%s", p.body)
+	}
+	// The framed app answers in its iframe.
+	leg := b.get(frames[0][1])
+	back := b.get(leg.location)
+	b.get(back.location)
+	// The page moves on: a step to the app that refuses framing.
+	step := b.get(page)
+	if step.status != http.StatusFound || !strings.HasPrefix(step.location, noFrame.srv.URL+"/slo?") {
+		t.Fatalf("step: %d %s\n%s", step.status, step.location, step.body)
+	}
+	answer := b.get(step.location) // the app ends its session and sends the browser back
+	ret := b.get(answer.location)  // the broker records it and returns to the logout page
+	if ret.status != http.StatusFound || ret.location != page {
+		t.Fatalf("after the step: %d %s %s", ret.status, ret.location, ret.body)
+	}
+	fin := b.get(page)
+	if fin.status != http.StatusFound || !strings.HasPrefix(fin.location, initiator.srv.URL+"/slo?") {
+		t.Fatalf("final: %d %s", fin.status, fin.location)
+	}
+	los, _ := h.store.ListLogouts(ctx, tid, db.LogoutFilter{})
+	_, legs, _ := h.store.GetLogout(ctx, tid, los[0].ID)
+	for _, l := range legs {
+		switch l.TargetName {
+		case "framed":
+			if l.Channel != "iframe" || l.ErrorClass != "" {
+				t.Errorf("framed leg %+v", l)
+			}
+		case "noframe":
+			if l.Channel != "redirect" || l.ErrorClass != "" || l.State != db.LegDone {
+				t.Errorf("noframe leg %+v", l)
+			}
+		}
+	}
+	noFrame.mu.Lock()
+	if len(noFrame.ended) != 1 {
+		t.Errorf("noframe app got %d LogoutRequests", len(noFrame.ended))
+	}
+	noFrame.mu.Unlock()
+}

@@ -137,6 +137,8 @@ type AppInput struct {
 	MetadataURL  string
 	MetadataXML  string
 	SignResponse bool
+	// NoFrameLogout: the app's logout page refuses to be framed (reached by a redirect step).
+	NoFrameLogout bool
 }
 
 // CreateApp fetches and checks the app's metadata and stores the app. Nothing is stored when
@@ -165,7 +167,7 @@ func (s *Service) CreateApp(ctx context.Context, t *db.Tenant, in AppInput) (*db
 	if err != nil {
 		return nil, nil, metadataInputError(field, err)
 	}
-	a := &db.App{TenantID: t.ID, Name: name, EntityID: sp.EntityID, MetadataURL: in.MetadataURL, Metadata: doc, SignResponse: in.SignResponse}
+	a := &db.App{TenantID: t.ID, Name: name, EntityID: sp.EntityID, MetadataURL: in.MetadataURL, Metadata: doc, SignResponse: in.SignResponse, NoFrameLogout: in.NoFrameLogout}
 	if err := s.store.CreateApp(ctx, a); err != nil {
 		if errors.Is(err, db.ErrConflict) {
 			return nil, nil, &InputError{Field: "name", Kind: KindConflict, Message: fmt.Sprintf("the tenant already has an app named %q or one with entity ID %q", name, sp.EntityID), Err: err}

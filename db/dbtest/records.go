@@ -196,7 +196,7 @@ var appTests = []test{
 		h.equal("get by entity ID", &a, got)
 
 		u := a
-		u.Name, u.EntityID, u.MetadataURL, u.Metadata, u.SignResponse = "docs", "https://docs.example", "", nil, false
+		u.Name, u.EntityID, u.MetadataURL, u.Metadata, u.SignResponse, u.NoFrameLogout = "docs", "https://docs.example", "", nil, false, false
 		u.CreatedAt = t0.Add(99 * time.Hour) // ignored: CreatedAt never changes
 		h.ok("update", h.s.UpdateApp(h.ctx, &u))
 		want := u

@@ -22,6 +22,12 @@ type migration struct {
 var migrations = []migration{
 	{version: 1, name: "create tables", up: migrate1},
 	{version: 2, name: "logout log and session lookups", up: migrate2},
+	{version: 3, name: "apps that refuse framed logout", up: migrate3},
+}
+
+// migrate3 adds apps.no_frame_logout.
+func migrate3(tx *gorm.DB) error {
+	return tx.Exec("ALTER TABLE apps ADD COLUMN no_frame_logout BOOLEAN NOT NULL DEFAULT false").Error
 }
 
 // schemaMigration is a row of schema_migrations: one applied migration.

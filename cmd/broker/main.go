@@ -162,9 +162,17 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{ContentTypeNosniff: "nosniff", XFrameOptions: "DENY", ReferrerPolicy: "no-referrer"}))
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c echo.Context) error {
-		if err := store.Ping(c.Request().Context()); err != nil {
-			logger.WarnContext(c.Request().Context(), "not ready", "error", err)
+		ctx := c.Request().Context()
+		if err := store.Ping(ctx); err != nil {
+			logger.WarnContext(ctx, "not ready", "error", err)
 			return c.String(http.StatusServiceUnavailable, "database unavailable\n")
+		}
+		// A key backend that can be down (Vault) says whether signing works.
+		if p, ok := ks.(interface{ Ping(context.Context) error }); ok {
+			if err := p.Ping(ctx); err != nil {
+				logger.WarnContext(ctx, "not ready", "error", err)
+				return c.String(http.StatusServiceUnavailable, "signing keys unavailable (Vault)\n")
+			}
 		}
 		return c.String(http.StatusOK, "ok\n")
 	})

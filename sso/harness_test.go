@@ -400,7 +400,23 @@ func (h *harness) sessions(slug string) []db.Session {
 // brokerCert is the tenant's signing certificate as its IdP metadata publishes it.
 func (h *harness) brokerCert(slug string) *x509.Certificate {
 	h.t.Helper()
-	resp, err := http.Get(h.url(slug, "/idp/metadata"))
+	return h.metadataCert(slug, "/idp/metadata", func(ed *saml.EntityDescriptor) []saml.KeyDescriptor {
+		return ed.IDPSSODescriptors[0].KeyDescriptors
+	})
+}
+
+// spCert is the tenant's signing certificate as its SP metadata publishes it.
+func (h *harness) spCert(slug string) *x509.Certificate {
+	h.t.Helper()
+	return h.metadataCert(slug, "/sp/metadata", func(ed *saml.EntityDescriptor) []saml.KeyDescriptor {
+		return ed.SPSSODescriptors[0].KeyDescriptors
+	})
+}
+
+// metadataCert fetches one of the tenant's metadata documents and returns its first certificate.
+func (h *harness) metadataCert(slug, path string, kds func(*saml.EntityDescriptor) []saml.KeyDescriptor) *x509.Certificate {
+	h.t.Helper()
+	resp, err := http.Get(h.url(slug, path))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -409,7 +425,7 @@ func (h *harness) brokerCert(slug string) *x509.Certificate {
 	if err := xml.NewDecoder(resp.Body).Decode(&ed); err != nil {
 		h.t.Fatal(err)
 	}
-	der, _ := base64.StdEncoding.DecodeString(ed.IDPSSODescriptors[0].KeyDescriptors[0].KeyInfo.X509Data.X509Certificates[0].Data)
+	der, _ := base64.StdEncoding.DecodeString(kds(&ed)[0].KeyInfo.X509Data.X509Certificates[0].Data)
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
 		h.t.Fatal(err)

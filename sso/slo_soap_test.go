@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"io"
 	"net/http"
@@ -97,26 +95,6 @@ func postEnvelope(t *testing.T, url string, envelope []byte) (*etree.Element, er
 		t.Fatalf("status %d with a SAML answer", resp.StatusCode)
 	}
 	return el, err
-}
-
-// spCert is the tenant's signing certificate as its SP metadata publishes it.
-func (h *harness) spCert(slug string) *x509.Certificate {
-	h.t.Helper()
-	resp, err := http.Get(h.url(slug, "/sp/metadata"))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ed saml.EntityDescriptor
-	if err := xml.NewDecoder(resp.Body).Decode(&ed); err != nil {
-		h.t.Fatal(err)
-	}
-	der, _ := base64.StdEncoding.DecodeString(ed.SPSSODescriptors[0].KeyDescriptors[0].KeyInfo.X509Data.X509Certificates[0].Data)
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return c
 }
 
 // brokerAnswer checks that the answer is a LogoutResponse signed by cert, in response to req,

@@ -66,7 +66,7 @@ func (c *Config) Defaults() {
 		c.AssertionLifetime = 5 * time.Minute
 	}
 	if c.NewID == nil {
-		c.NewID = randomID
+		c.NewID = RandomID
 	}
 }
 
@@ -138,10 +138,7 @@ func (h *Handler) tenant(c echo.Context) (*db.Tenant, error) {
 }
 
 // RandomID returns a SAML ID: an NCName ("_" then 40 hex digits, 160 random bits).
-func RandomID() string { return randomID() }
-
-// randomID returns a SAML ID: an NCName ("_" then 40 hex digits, 160 random bits).
-func randomID() string {
+func RandomID() string {
 	b := make([]byte, 20)
 	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return "_" + hex.EncodeToString(b)

@@ -135,7 +135,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	store, err := sqlite.Open(filepath.Join(cfg.DataDir, "broker.db"))
+	store, err := sqlite.Open(filepath.Join(cfg.DataDir, "broker.db"), sqlite.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

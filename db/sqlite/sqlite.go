@@ -43,9 +43,8 @@ type Store struct {
 }
 
 type options struct {
-	logger    *slog.Logger
-	now       func() time.Time
-	readConns int
+	logger *slog.Logger
+	now    func() time.Time
 }
 
 // Option configures Open.
@@ -60,9 +59,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // The default is time.Now.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// WithReadConns sets the size of the read pool. The default is GOMAXPROCS, at least 4.
-func WithReadConns(n int) Option { return func(o *options) { o.readConns = n } }
-
 // Open opens (creating it if needed) the SQLite database file at path and applies the missing
 // schema migrations. The directory must exist. In-memory databases are not supported: the two
 // pools must share the file.
@@ -70,12 +66,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open sqlite: %q is not a database file path", path)
 	}
-	o := options{now: time.Now, readConns: max(4, runtime.GOMAXPROCS(0))}
+	o := options{now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.readConns < 1 {
-		return nil, fmt.Errorf("open sqlite: read pool size %d is not positive", o.readConns)
 	}
 	common := url.Values{"_busy_timeout": {"5000"}, "_foreign_keys": {"on"}}
 	// WAL with synchronous=NORMAL: no fsync per commit (a crash of the process loses nothing; a
@@ -90,7 +83,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		closePool(w)
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	if s.r, err = openPool(path, common, url.Values{"_query_only": {"on"}}, o.readConns, o.logger); err != nil {
+	if s.r, err = openPool(path, common, url.Values{"_query_only": {"on"}}, max(4, runtime.GOMAXPROCS(0)), o.logger); err != nil {
 		closePool(w)
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}

@@ -37,22 +37,33 @@ func (h *harness) addSOAPApp(t *testing.T, slug, name string) *soapSP {
 }
 
 func (h *harness) addSOAPAppB(t testing.TB, slug, name string) *soapSP {
-	a := &soapSP{testApp: &testApp{entityID: "https://" + name + ".example/metadata", peerKey: testKey(t, "app-"+name)}, brokerCert: func() *x509.Certificate { return h.brokerCert(slug) }}
-	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
-	t.Cleanup(a.srv.Close)
-	a.acs = a.srv.URL + "/acs"
+	a := &soapSP{brokerCert: func() *x509.Certificate { return h.brokerCert(slug) }}
+	a.testApp, a.srv = h.registerApp(t, slug, name, a.serve, saml.SOAPBinding, "/slo/soap")
+	return a
+}
+
+// registerApp starts an app's server with handler and registers it with the tenant: an HTTP-POST
+// ACS at /acs and one SingleLogoutService of the binding at sloPath.
+func (h *harness) registerApp(t testing.TB, slug, name string, handler http.HandlerFunc, sloBinding, sloPath string) (*testApp, *httptest.Server) {
+	app := &testApp{entityID: "https://" + name + ".example/metadata", peerKey: testKey(t, "app-"+name)}
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+	app.acs = srv.URL + "/acs"
 	signs := false
-	ed := saml.EntityDescriptor{EntityID: a.entityID, SPSSODescriptors: []saml.SPSSODescriptor{{
-		SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol", KeyDescriptors: certData(a.cert)},
-			SingleLogoutServices: []saml.Endpoint{{Binding: saml.SOAPBinding, Location: a.srv.URL + "/slo/soap"}}},
+	ed := saml.EntityDescriptor{EntityID: app.entityID, SPSSODescriptors: []saml.SPSSODescriptor{{
+		SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol", KeyDescriptors: certData(app.cert)},
+			SingleLogoutServices: []saml.Endpoint{{Binding: sloBinding, Location: srv.URL + sloPath}}},
 		AuthnRequestsSigned:       &signs,
-		AssertionConsumerServices: []saml.IndexedEndpoint{{Binding: saml.HTTPPostBinding, Location: a.acs, Index: 0}},
+		AssertionConsumerServices: []saml.IndexedEndpoint{{Binding: saml.HTTPPostBinding, Location: app.acs, Index: 0}},
 	}}}
-	md, _ := xml.Marshal(ed)
+	md, err := xml.Marshal(ed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := h.tenants.CreateApp(context.Background(), h.fx[slug].tenant, tenants.AppInput{Name: name, MetadataXML: string(md)}); err != nil {
 		t.Fatal(err)
 	}
-	return a
+	return app, srv
 }
 
 func (a *soapSP) serve(w http.ResponseWriter, r *http.Request) {

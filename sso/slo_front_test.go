@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/sloworks/broker/db"
 	"github.com/sloworks/broker/slo"
-	"github.com/sloworks/broker/tenants"
 )
 
 // frontSP is an app whose SingleLogoutService is HTTP-Redirect (front channel): it checks the
@@ -36,21 +34,8 @@ type frontSP struct {
 }
 
 func (h *harness) addFrontApp(t *testing.T, slug, name string) *frontSP {
-	a := &frontSP{testApp: &testApp{entityID: "https://" + name + ".example/metadata", peerKey: testKey(t, "app-"+name)}, h: h, slug: slug}
-	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
-	t.Cleanup(a.srv.Close)
-	a.acs = a.srv.URL + "/acs"
-	signs := false
-	ed := saml.EntityDescriptor{EntityID: a.entityID, SPSSODescriptors: []saml.SPSSODescriptor{{
-		SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol", KeyDescriptors: certData(a.cert)},
-			SingleLogoutServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: a.srv.URL + "/slo"}}},
-		AuthnRequestsSigned:       &signs,
-		AssertionConsumerServices: []saml.IndexedEndpoint{{Binding: saml.HTTPPostBinding, Location: a.acs, Index: 0}},
-	}}}
-	md, _ := xml.Marshal(ed)
-	if _, _, err := h.tenants.CreateApp(context.Background(), h.fx[slug].tenant, tenants.AppInput{Name: name, MetadataXML: string(md)}); err != nil {
-		t.Fatal(err)
-	}
+	a := &frontSP{h: h, slug: slug}
+	a.testApp, a.srv = h.registerApp(t, slug, name, a.serve, saml.HTTPRedirectBinding, "/slo")
 	return a
 }
 
@@ -210,19 +195,26 @@ func TestFrontChannelLogout(t *testing.T) {
 	}
 }
 
-// TestFrontChannelLegTimesOut: an app whose iframe never answers is settled as "no answer" when
-// the deadline passes, and the initiator still gets its (partial) answer.
-func TestFrontChannelLegTimesOut(t *testing.T) {
+// startSilentLogout signs a browser in to two front-channel apps, "frontwiki" and "silent", with
+// the engine's leg timeout, and has frontwiki start a logout with request ID id; it returns the
+// broker's answer to that request (a redirect to the logout page).
+func startSilentLogout(t *testing.T, timeout time.Duration, id string) (*harness, *slo.Engine, *browser, *frontSP, result) {
 	h := newHarness(t)
 	e := h.engine()
-	e.LegTimeout = 300 * time.Millisecond
+	e.LegTimeout = timeout
 	h.sso.SetLogout(e)
 	initiator := h.addFrontApp(t, "acme", "frontwiki")
 	silent := h.addFrontApp(t, "acme", "silent")
 	b := h.browser()
 	ai := b.signIn(t, "acme", initiator.testApp)
 	b.signIn(t, "acme", silent.testApp)
-	r := b.get(initiator.logoutURL(t, ai, "_out2"))
+	return h, e, b, initiator, b.get(initiator.logoutURL(t, ai, id))
+}
+
+// TestFrontChannelLegTimesOut: an app whose iframe never answers is settled as "no answer" when
+// the deadline passes, and the initiator still gets its (partial) answer.
+func TestFrontChannelLegTimesOut(t *testing.T) {
+	h, _, b, initiator, r := startSilentLogout(t, 300*time.Millisecond, "_out2")
 	page := r.location
 	if p := b.get(page); !strings.Contains(p.body, "silent") {
 		t.Fatalf("page: %s", p.body)
@@ -245,16 +237,8 @@ func TestFrontChannelLegTimesOut(t *testing.T) {
 // TestAbandonedLogoutSettled: a browser that never comes back to its logout page leaves a
 // running logout; after its time, the janitor settles the open legs as "no answer".
 func TestAbandonedLogoutSettled(t *testing.T) {
-	h := newHarness(t)
-	e := h.engine()
-	e.LegTimeout = 3 * time.Second
-	h.sso.SetLogout(e)
-	initiator := h.addFrontApp(t, "acme", "frontwiki")
-	silent := h.addFrontApp(t, "acme", "silent")
-	b := h.browser()
-	ai := b.signIn(t, "acme", initiator.testApp)
-	b.signIn(t, "acme", silent.testApp)
-	if r := b.get(initiator.logoutURL(t, ai, "_gone")); r.status != http.StatusFound {
+	h, e, _, _, r := startSilentLogout(t, 3*time.Second, "_gone")
+	if r.status != http.StatusFound {
 		t.Fatalf("logout start: %d", r.status)
 	}
 	ctx := context.Background()

@@ -10,6 +10,7 @@ package interop
 // Environment:
 //   CI=true          missing prerequisites fail the tests instead of skipping them
 //   INTEROP_KEEP=1   keep the state directory (configs, logs, captured messages) and print its path
+//   BROKER_TEST_VAULT_BIN  the Vault binary for the tests whose broker keeps its keys in Vault
 
 import (
 	"bytes"
@@ -34,6 +35,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sloworks/broker/keys/vault/vaulttest"
 )
 
 const (
@@ -200,6 +203,9 @@ type env struct {
 	brokerURL string
 	token     string
 
+	keys  keyBackend        // where the broker keeps tenants' signing keys
+	vault *vaulttest.Server // the Vault dev server holding them (vaultKeys only)
+
 	idpURL, sspSPURL, pySPURL string // peer base URLs (set when started)
 	mellonURL, pyIdPURL       string // Apache + mod_auth_mellon SP, pysaml2 IdP (set when started)
 	mellonDir                 string // the mellon instance's state folder ($PEERS_STATE/mellon/PORT)
@@ -207,12 +213,41 @@ type env struct {
 	browseRuns int // browse.py runs so far (names their raw output files)
 }
 
-// newEnv checks the prerequisites, builds the broker and starts it (admin token e.token).
+// keyBackend is where the broker under test keeps tenants' signing keys.
+type keyBackend string
+
+const (
+	localKeys keyBackend = "local-keys" // the embedded default: key files in the data directory
+	vaultKeys keyBackend = "vault-keys" // a real Vault dev server's Transit engine
+)
+
+// withKeyBackends runs the scenario once with local keys and once with keys held in Vault, as
+// subtests named after the backend.
+func withKeyBackends(t *testing.T, scenario func(t *testing.T, kb keyBackend)) {
+	for _, kb := range []keyBackend{localKeys, vaultKeys} {
+		t.Run(string(kb), func(t *testing.T) { scenario(t, kb) })
+	}
+}
+
+// newEnv checks the prerequisites, builds the broker and starts it with local keys (admin token
+// e.token).
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvKeys(t, localKeys)
+}
+
+// newEnvKeys is newEnv with the keys in kb; for vaultKeys it first starts a Vault dev server
+// and gives the broker a token with the least-privilege policy of docs/keys.md.
+func newEnvKeys(t *testing.T, kb keyBackend) *env {
 	t.Helper()
 	requirePeers(t)
 	bin := brokerBinary(t)
 	e := newPeersEnv(t)
+	e.keys = kb
+	if kb == vaultKeys {
+		e.vault = vaulttest.Start(t)
+		e.vault.EnableAudit(t, filepath.Join(e.state, "logs", "vault-audit.log"))
+	}
 	e.startBroker(bin)
 	return e
 }
@@ -275,6 +310,9 @@ func (e *env) startBroker(bin string) {
 	e.brokerURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	e.token = randomHex(e.t, 24)
 	brokerEnv := append(append([]string{}, e.childEnv...), "BROKER_BOOTSTRAP_TOKEN="+e.token, "BROKER_LOG_LEVEL=debug")
+	if e.vault != nil {
+		brokerEnv = append(brokerEnv, "BROKER_VAULT_ADDR="+e.vault.Addr, "BROKER_VAULT_TOKEN="+e.vault.BrokerToken(e.t))
+	}
 	p := e.start("broker", brokerEnv, bin, "serve",
 		"--addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"--base-url", e.brokerURL,

@@ -74,8 +74,10 @@ func (e *env) getJSON(u string, out any) []byte {
 // checks (xmlsec1 on the raw envelope against the broker's SP metadata, InResponseTo, Issuer).
 // Both apps' own sessions must be gone, and the broker's record says trigger idp with two SOAP
 // legs and no upstream leg. acme's session, and the user's session at acme's app, are untouched.
-func TestPySAML2IdPInitiatedSOAP(t *testing.T) {
-	a := setupAcme(t)
+func TestPySAML2IdPInitiatedSOAP(t *testing.T) { withKeyBackends(t, testPySAML2IdPInitiatedSOAP) }
+
+func testPySAML2IdPInitiatedSOAP(t *testing.T, kb keyBackend) {
+	a := setupAcmeKeys(t, kb)
 	e := a.env
 	e.startPySAML2IdP("pysaml2-idp")
 
@@ -210,6 +212,7 @@ func TestPySAML2IdPInitiatedSOAP(t *testing.T) {
 	// ---- 2. the IdP logs the user out over SOAP, no browser involved
 	brokerMark := fileSize(filepath.Join(e.state, "logs", "broker.log"))
 	var out pyIdPSLO
+	signs := e.signMark() // from here on only beta signs: its apps' requests, its answer to the IdP
 	raw := e.getJSON(e.pyIdPURL+"/initslo?binding=soap&user=student", &out)
 	t.Logf("pysaml2 IdP /initslo?binding=soap: %s", raw)
 	if out.Destination != spSOAP {
@@ -338,6 +341,7 @@ func TestPySAML2IdPInitiatedSOAP(t *testing.T) {
 	}
 	t.Logf("broker log during the logout:\n%s", strings.Join(logLines(string(b), "logout", "slo", "level=WARN", "level=ERROR"), "\n"))
 	t.Logf("pysaml2 IdP events: %s", e.pyIdPEvents())
+	e.requireSignedBy(signs, betaSlug, 3)
 }
 
 // pyIdPEvents is the pysaml2 IdP's /events (for the test log).

@@ -37,13 +37,19 @@ type acme struct {
 
 func setupAcme(t *testing.T) *acme {
 	t.Helper()
-	return setupAcmeWith(t)
+	return setupAcmeKeys(t, localKeys)
 }
 
 // setupAcmeWith is setupAcme with more options for the pysaml2 SP (peers/pysaml2/peer.py).
 func setupAcmeWith(t *testing.T, pysaml2Args ...string) *acme {
 	t.Helper()
-	e := newEnv(t)
+	return setupAcmeKeys(t, localKeys, pysaml2Args...)
+}
+
+// setupAcmeKeys is setupAcmeWith with the broker's keys in kb.
+func setupAcmeKeys(t *testing.T, kb keyBackend, pysaml2Args ...string) *acme {
+	t.Helper()
+	e := newEnvKeys(t, kb)
 	e.startSSPIdP("ssp-idp")
 
 	// Tenant first: its metadata URLs answer only once it exists.
@@ -70,8 +76,11 @@ func setupAcmeWith(t *testing.T, pysaml2Args ...string) *acme {
 // TestSSOTwoApps: one browser signs in at the SimpleSAMLphp SP (password at the upstream IdP),
 // then at the pysaml2 SP without seeing a login form again (broker session); every Response the
 // broker posts to an app verifies with xmlsec1 against the broker's IdP metadata certificate.
-func TestSSOTwoApps(t *testing.T) {
-	a := setupAcme(t)
+func TestSSOTwoApps(t *testing.T) { withKeyBackends(t, testSSOTwoApps) }
+
+func testSSOTwoApps(t *testing.T, kb keyBackend) {
+	a := setupAcmeKeys(t, kb)
+	signs := a.signMark()
 	broker := a.tenantURL("")
 	sspACS := a.sspSPURL + "/module.php/saml/sp/saml2-acs.php/default-sp"
 	pyACS := a.pySPURL + "/acs"
@@ -238,6 +247,7 @@ func TestSSOTwoApps(t *testing.T) {
 	if perApp["ssp-sp"] == 0 || perApp["pysaml2-sp"] == 0 {
 		t.Errorf("want at least one broker Response per app in the browser trace, got %v", perApp)
 	}
+	a.requireSignedBy(signs, tenantSlug, 2)
 }
 
 var nameIDRe = regexp.MustCompile(`(<(?:[A-Za-z_][\w.-]*:)?NameID\b[^>]*>)([^<]+)(</)`)

@@ -126,8 +126,11 @@ func stepStatus(t *testing.T, s *flowStep, out any) {
 // LogoutRequest, signed LogoutResponse with status Success, both apps' own sessions gone), record
 // the upstream SimpleSAMLphp IdP (front channel only) as not_supported, call the outcome partial,
 // list the logout in the log, and no longer sign the browser in with its session cookie.
-func TestBrokerEndsSessionOverSOAP(t *testing.T) {
-	a := setupAcme(t)
+func TestBrokerEndsSessionOverSOAP(t *testing.T) { withKeyBackends(t, testBrokerEndsSessionOverSOAP) }
+
+func testBrokerEndsSessionOverSOAP(t *testing.T, kb keyBackend) {
+	a := setupAcmeKeys(t, kb)
+	signs := a.signMark()
 	broker := a.tenantURL("")
 	apps := a.appIDs()
 	sspApp, pyApp := apps["ssp-app"], apps["pysaml2-app"]
@@ -346,6 +349,7 @@ func TestBrokerEndsSessionOverSOAP(t *testing.T) {
 	// in afresh or refuse the assertion of an IdP session it tombstoned.
 	t.Logf("third visit after the logout: %d password form(s); final page %d %s; status %s",
 		len(s3.PasswordForms), s3.finalStatus(), s3.finalURL(), s3.statusBody())
+	a.requireSignedBy(signs, tenantSlug, 4)
 }
 
 var soapSLORe = regexp.MustCompile(`<(?:[A-Za-z_][\w.-]*:)?SingleLogoutService\b[^>]*>`)

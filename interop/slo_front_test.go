@@ -477,8 +477,11 @@ func sspLogoutTrouble(log string) []string {
 // with the IdP's LogoutResponse, and the broker sends it back to the SimpleSAMLphp SP with its own
 // LogoutResponse. Every leg confirms, so the answer must be plain Success (no PartialLogout), and
 // every party's own session must be gone.
-func TestSPInitiatedLogoutRedirect(t *testing.T) {
-	a := setupAcme(t)
+func TestSPInitiatedLogoutRedirect(t *testing.T) { withKeyBackends(t, testSPInitiatedLogoutRedirect) }
+
+func testSPInitiatedLogoutRedirect(t *testing.T, kb keyBackend) {
+	a := setupAcmeKeys(t, kb)
+	signs := a.signMark()
 	broker := a.tenantURL("")
 	si := a.signInBoth()
 	sspApp, pyApp := si.apps["ssp-app"], si.apps["pysaml2-app"]
@@ -594,14 +597,18 @@ func TestSPInitiatedLogoutRedirect(t *testing.T) {
 
 	// ---- 5. the IdP session is gone: a new sign-in shows its password form again
 	a.signInAgainShowsIdPLogin(si.jar)
+	a.requireSignedBy(signs, tenantSlug, 5)
 }
 
 // TestSPInitiatedLogoutPOST: as TestSPInitiatedLogoutRedirect, but the logout starts at the
 // pysaml2 SP with a LogoutRequest by POST (/logout?binding=post); the broker must answer by POST
 // too (pysaml2's metadata has a POST SingleLogoutService), the SimpleSAMLphp SP is told over SOAP
 // and the IdP through the browser (Redirect).
-func TestSPInitiatedLogoutPOST(t *testing.T) {
-	a := setupAcme(t)
+func TestSPInitiatedLogoutPOST(t *testing.T) { withKeyBackends(t, testSPInitiatedLogoutPOST) }
+
+func testSPInitiatedLogoutPOST(t *testing.T, kb keyBackend) {
+	a := setupAcmeKeys(t, kb)
+	signs := a.signMark()
 	broker := a.tenantURL("")
 	si := a.signInBoth()
 	sspApp, pyApp := si.apps["ssp-app"], si.apps["pysaml2-app"]
@@ -688,6 +695,7 @@ func TestSPInitiatedLogoutPOST(t *testing.T) {
 	}
 	a.reportLogs(mark)
 	a.signInAgainShowsIdPLogin(si.jar)
+	a.requireSignedBy(signs, tenantSlug, 5)
 }
 
 // TestIdPInitiatedLogoutSSP: the user signs out at the upstream SimpleSAMLphp IdP

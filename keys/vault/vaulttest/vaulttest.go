@@ -1,0 +1,326 @@
+// Package vaulttest starts real Vault dev servers for tests: in memory, unsealed, root token
+// "root", on a free 127.0.0.1 port, from the binary BROKER_TEST_VAULT_BIN names (scripts/test.sh
+// builds it with scripts/vault-dev.sh). Without that variable a test is skipped, or fails when
+// CI is set.
+package vaulttest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// RootToken is the dev server's root token.
+const RootToken = "root"
+
+// Server is one running dev server, killed when the test that started it ends.
+type Server struct {
+	// Addr is the server's URL, http://127.0.0.1:PORT.
+	Addr string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+
+	audit string // the audit log (EnableAudit)
+}
+
+// Start starts a dev server.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := os.Getenv("BROKER_TEST_VAULT_BIN")
+	if bin == "" {
+		const msg = "BROKER_TEST_VAULT_BIN is not set; build Vault and run: " +
+			"BROKER_TEST_VAULT_BIN=$(bash scripts/vault-dev.sh bin) go test ./... (or bash scripts/test.sh)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	var last string
+	for range 5 { // a port taken between the probe and Vault's bind: try another
+		v, err := tryStart(t, bin)
+		if err == nil {
+			v.Client(t, RootToken) // fail early if the API is not usable
+			return v
+		}
+		last = err.Error()
+	}
+	t.Fatalf("vault dev server did not start: %s", last)
+	return nil
+}
+
+func tryStart(t testing.TB, bin string) (*Server, error) {
+	port := freePortPair(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+RootToken, "-dev-no-store-token",
+		"-dev-listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")} // no VAULT_* from the caller
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start vault: %v", err)
+	}
+	v := &Server{Addr: "http://" + addr, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(v.done) }()
+	stop := func() {
+		cmd.Process.Kill()
+		<-v.done
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !v.Healthy() {
+		select {
+		case <-v.done:
+			return nil, fmt.Errorf("vault exited:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("vault not healthy after 30s:\n%s", out.String())
+		}
+	}
+	t.Cleanup(stop)
+	return v, nil
+}
+
+// Healthy reports whether Vault answers as initialized, unsealed and active (200).
+func (v *Server) Healthy() bool {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(v.Addr + "/v1/sys/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// freePortPair finds a port P with P+1 also free: Vault dev binds P+1 for clustering.
+func freePortPair(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return port
+		}
+	}
+	t.Fatal("no free pair of ports")
+	return 0
+}
+
+// Client returns an API client for the server with the token; the caller's VAULT_* settings do
+// not apply.
+func (v *Server) Client(t testing.TB, token string) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = v.Addr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(token)
+	return c
+}
+
+// Root is a root client, with Transit enabled at "transit" on the first call.
+func (v *Server) Root(t testing.TB) *api.Client {
+	t.Helper()
+	c := v.Client(t, RootToken)
+	mounts, err := c.Sys().ListMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mounts["transit/"]; !ok {
+		if err := c.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+			t.Fatalf("enable transit: %v", err)
+		}
+	}
+	return c
+}
+
+// BrokerPolicy is the least-privilege policy docs/keys.md gives operators
+// (keys/vault/testdata/broker-policy.hcl).
+func BrokerPolicy(t testing.TB) string {
+	t.Helper()
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("vaulttest: cannot locate its own source")
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "testdata", "broker-policy.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// BrokerToken enables Transit and returns a token with the broker's policy only (and Vault's
+// default policy).
+func (v *Server) BrokerToken(t testing.TB) string {
+	t.Helper()
+	root := v.Root(t)
+	if err := root.Sys().PutPolicy("broker", BrokerPolicy(t)); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"broker"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec.Auth.ClientToken
+}
+
+var unsealRE = regexp.MustCompile(`(?m)^Unseal Key: (\S+)$`)
+
+// unsealKey is the dev server's unseal key, from its banner.
+func (v *Server) unsealKey(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		if m := unsealRE.FindStringSubmatch(v.out.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no unseal key in vault's output:\n%s", v.out.String())
+	return ""
+}
+
+// Seal seals the server: every request is refused until Unseal.
+func (v *Server) Seal(t testing.TB) {
+	t.Helper()
+	if err := v.Client(t, RootToken).Sys().Seal(); err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+}
+
+// Unseal unseals the server and waits until it serves requests again.
+func (v *Server) Unseal(t testing.TB) {
+	t.Helper()
+	st, err := v.Client(t, RootToken).Sys().Unseal(v.unsealKey(t))
+	if err != nil {
+		t.Fatalf("unseal: %v", err)
+	}
+	if st.Sealed {
+		t.Fatal("still sealed after the unseal key")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if v.Healthy() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("vault not active 30s after unseal")
+}
+
+// Stop kills the server now (the cleanup then finds it gone).
+func (v *Server) Stop(t testing.TB) {
+	t.Helper()
+	v.cmd.Process.Kill()
+	select {
+	case <-v.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("vault did not exit 10s after kill")
+	}
+}
+
+// Output is what the server printed so far.
+func (v *Server) Output() string { return v.out.String() }
+
+// syncBuffer is a bytes.Buffer safe for a child process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// EnableAudit turns on Vault's file audit device, writing to path, so a test can read which
+// keys the broker signed with (Signs).
+func (v *Server) EnableAudit(t testing.TB, path string) {
+	t.Helper()
+	err := v.Client(t, RootToken).Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{
+		// log_raw: request data in clear (the hash algorithm is what a test reads), test only.
+		Type: "file", Options: map[string]string{"file_path": path, "log_raw": "true"},
+	})
+	if err != nil {
+		t.Fatalf("enable the audit device: %v", err)
+	}
+	v.audit = path
+}
+
+// Sign is one Transit sign request from the audit log.
+type Sign struct {
+	Key           string // the Transit key's name
+	HashAlgorithm string // as requested: sha1, sha2-256, ...
+	OK            bool   // answered without an error
+}
+
+// Signs returns the Transit sign requests in the audit log so far (EnableAudit first), in order.
+// A request Vault answered counts once, as answered.
+func (v *Server) Signs(t testing.TB) []Sign {
+	t.Helper()
+	if v.audit == "" {
+		t.Fatal("vaulttest: Signs without EnableAudit")
+	}
+	b, err := os.ReadFile(v.audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Sign
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e struct {
+			Type    string `json:"type"`
+			Error   string `json:"error"`
+			Request struct {
+				Path string         `json:"path"`
+				Data map[string]any `json:"data"`
+			} `json:"request"`
+		}
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatalf("audit log line %q: %v", line, err)
+		}
+		if e.Type != "response" {
+			continue
+		}
+		_, rest, ok := strings.Cut(e.Request.Path, "/sign/")
+		if !ok {
+			continue
+		}
+		key, _, _ := strings.Cut(rest, "/")
+		alg, _ := e.Request.Data["hash_algorithm"].(string)
+		out = append(out, Sign{Key: key, HashAlgorithm: alg, OK: e.Error == ""})
+	}
+	return out
+}

@@ -111,6 +111,13 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessKeys(t, nil)
+}
+
+// newHarnessKeys is newHarness with the broker's keys from ks (nil: local keys in a temporary
+// directory).
+func newHarnessKeys(t testing.TB, ks keys.Source) *harness {
+	t.Helper()
 	h := &harness{t: t, fx: map[string]*tenantFixture{}, logs: &bytes.Buffer{}}
 	var handler http.Handler
 	h.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) })
@@ -123,9 +130,10 @@ func newHarness(t testing.TB) *harness {
 	}
 	t.Cleanup(func() { store.Close() })
 	h.store = store
-	ks, err := local.New(filepath.Join(dir, "keys"), nil)
-	if err != nil {
-		t.Fatal(err)
+	if ks == nil {
+		if ks, err = local.New(filepath.Join(dir, "keys"), nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.keys = countingSource{Source: ks, n: &h.brokerSigs}
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))

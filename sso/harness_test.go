@@ -111,6 +111,12 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with the key source keySource makes (local keys when nil).
+func newHarnessWith(t testing.TB, keySource func(store *sqlite.Store, dir string) keys.Source) *harness {
+	t.Helper()
 	h := &harness{t: t, fx: map[string]*tenantFixture{}, logs: &bytes.Buffer{}}
 	var handler http.Handler
 	h.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) })
@@ -123,8 +129,10 @@ func newHarness(t testing.TB) *harness {
 	}
 	t.Cleanup(func() { store.Close() })
 	h.store = store
-	ks, err := local.New(filepath.Join(dir, "keys"), nil)
-	if err != nil {
+	var ks keys.Source
+	if keySource != nil {
+		ks = keySource(store, dir)
+	} else if ks, err = local.New(filepath.Join(dir, "keys"), nil); err != nil {
 		t.Fatal(err)
 	}
 	h.keys = countingSource{Source: ks, n: &h.brokerSigs}
@@ -165,7 +173,7 @@ func (c countingSource) KeyPair(ctx context.Context, tenantID string) (*keys.Key
 	if err != nil {
 		return nil, err
 	}
-	return &keys.KeyPair{Signer: countingSigner{kp.Signer, c.n}, Certificate: kp.Certificate}, nil
+	return &keys.KeyPair{Signer: countingSigner{kp.Signer, c.n}, Certificate: kp.Certificate, Published: kp.Published}, nil
 }
 
 type syncWriter struct {
@@ -416,6 +424,13 @@ func (h *harness) spCert(slug string) *x509.Certificate {
 // metadataCert fetches one of the tenant's metadata documents and returns its first certificate.
 func (h *harness) metadataCert(slug, path string, kds func(*saml.EntityDescriptor) []saml.KeyDescriptor) *x509.Certificate {
 	h.t.Helper()
+	return h.metadataCerts(slug, path, kds)[0]
+}
+
+// metadataCerts fetches one of the tenant's metadata documents and returns its signing
+// certificates, in order.
+func (h *harness) metadataCerts(slug, path string, kds func(*saml.EntityDescriptor) []saml.KeyDescriptor) []*x509.Certificate {
+	h.t.Helper()
 	resp, err := http.Get(h.url(slug, path))
 	if err != nil {
 		h.t.Fatal(err)
@@ -425,10 +440,20 @@ func (h *harness) metadataCert(slug, path string, kds func(*saml.EntityDescripto
 	if err := xml.NewDecoder(resp.Body).Decode(&ed); err != nil {
 		h.t.Fatal(err)
 	}
-	der, _ := base64.StdEncoding.DecodeString(kds(&ed)[0].KeyInfo.X509Data.X509Certificates[0].Data)
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		h.t.Fatal(err)
+	var out []*x509.Certificate
+	for _, kd := range kds(&ed) {
+		if kd.Use != "signing" {
+			h.t.Fatalf("%s: key descriptor of use %q", path, kd.Use)
+		}
+		der, _ := base64.StdEncoding.DecodeString(kd.KeyInfo.X509Data.X509Certificates[0].Data)
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, c)
 	}
-	return c
+	if len(out) == 0 {
+		h.t.Fatalf("%s: no signing certificate", path)
+	}
+	return out
 }

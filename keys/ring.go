@@ -244,17 +244,15 @@ func (r *Ring) adopt(ctx context.Context, tenantID string) error {
 // pair builds the key pair from the tenant's rows at now, and says until when it holds.
 func (r *Ring) pair(ctx context.Context, tenantID string, rows []db.SigningKey, now time.Time) (*KeyPair, time.Time, error) {
 	expires := now.Add(r.ttl)
-	active := -1
-	for i, k := range rows {
-		if !k.ActivatesAt.After(now) {
-			active = i // rows are ordered by ActivatesAt
-		} else if k.ActivatesAt.Before(expires) {
+	for _, k := range rows {
+		if k.ActivatesAt.After(now) && k.ActivatesAt.Before(expires) {
 			expires = k.ActivatesAt
 		}
 		if k.RetiresAt != nil && k.RetiresAt.After(now) && k.RetiresAt.Before(expires) {
 			expires = *k.RetiresAt
 		}
 	}
+	active := current(rows, now)
 	if active < 0 {
 		return nil, time.Time{}, fmt.Errorf("tenant %s has no signing key active at %s", tenantID, now.Format(time.RFC3339))
 	}
@@ -287,6 +285,26 @@ func (r *Ring) pair(ctx context.Context, tenantID string, rows []db.SigningKey, 
 		}
 	}
 	return kp, expires, nil
+}
+
+// current is the index of the signing key at now: the latest ActivatesAt not after now among
+// keys not retired (a key a migration replaced retires the moment its successor activates),
+// else among all; -1 when no key is active yet.
+func current(rows []db.SigningKey, now time.Time) int {
+	active, any := -1, -1
+	for i, k := range rows { // ordered by ActivatesAt
+		if k.ActivatesAt.After(now) {
+			continue
+		}
+		any = i
+		if published(k, now) {
+			active = i
+		}
+	}
+	if active < 0 {
+		return any
+	}
+	return active
 }
 
 func published(k db.SigningKey, now time.Time) bool {
@@ -380,7 +398,7 @@ func (r *Ring) RotateIfDue(ctx context.Context, tenantID string, period time.Dur
 	if pending(rows, now) != nil {
 		return false, nil
 	}
-	cur := rows[len(rows)-1] // no pending key: the last to activate is the current one
+	cur := rows[current(rows, now)] // rows exist and none is pending: one is current
 	if now.Before(cur.ActivatesAt.Add(period)) {
 		return false, nil
 	}
@@ -415,7 +433,7 @@ func (r *Ring) Migrate(ctx context.Context, tenantID string) (*db.SigningKey, bo
 		}
 		return nil, false, fmt.Errorf("tenant %s: %w (the next key signs from %s; migrate after that)", tenantID, ErrRotationPending, p.ActivatesAt.Format(time.RFC3339))
 	}
-	cur := rows[len(rows)-1]
+	cur := rows[current(rows, now)]
 	if cur.Backend == target.Name() {
 		e.mu.Unlock()
 		return &cur, false, nil
@@ -498,12 +516,7 @@ func (r *Ring) List(ctx context.Context, tenantID string) ([]KeyInfo, error) {
 		return nil, err
 	}
 	now := r.now().UTC()
-	active := -1
-	for i, k := range rows {
-		if !k.ActivatesAt.After(now) {
-			active = i
-		}
-	}
+	active := current(rows, now)
 	out := make([]KeyInfo, 0, len(rows))
 	for i, k := range rows {
 		info := KeyInfo{Backend: k.Backend, Version: k.Version, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiresAt: k.RetiresAt,

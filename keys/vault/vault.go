@@ -70,6 +70,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
+	pubs    map[string]map[int]*rsa.PublicKey // Transit key name → version → public key
 }
 
 // entry is one tenant's cache slot; its own lock keeps a slow Vault call for one tenant from
@@ -251,6 +252,7 @@ type keyInfo struct {
 	typ             string
 	exportable      bool
 	supportsSigning bool
+	imported        bool
 	latest          int
 	public          map[int]*rsa.PublicKey
 }
@@ -318,6 +320,7 @@ func parseKeyInfo(name string, sec *api.Secret) (*keyInfo, error) {
 		Type            string `json:"type"`
 		Exportable      bool   `json:"exportable"`
 		SupportsSigning bool   `json:"supports_signing"`
+		Imported        bool   `json:"imported_key"`
 		LatestVersion   int    `json:"latest_version"`
 		// Version → {"public_key": PEM, ...} for asymmetric keys; a creation time otherwise.
 		Keys map[string]json.RawMessage `json:"keys"`
@@ -329,7 +332,7 @@ func parseKeyInfo(name string, sec *api.Secret) (*keyInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault key %s: %w", name, err)
 	}
-	info := &keyInfo{typ: raw.Type, exportable: raw.Exportable, supportsSigning: raw.SupportsSigning, latest: raw.LatestVersion, public: map[int]*rsa.PublicKey{}}
+	info := &keyInfo{typ: raw.Type, exportable: raw.Exportable, supportsSigning: raw.SupportsSigning, imported: raw.Imported, latest: raw.LatestVersion, public: map[int]*rsa.PublicKey{}}
 	for vs, rk := range raw.Keys {
 		var k struct {
 			PublicKey string `json:"public_key"`

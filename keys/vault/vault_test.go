@@ -580,12 +580,14 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 			_, err := c.Logical().Write("transit/keys/"+name+"/config", map[string]any{"exportable": true})
 			return err
 		}},
-		{"allow its deletion", func() error {
-			_, err := c.Logical().Write("transit/keys/"+name+"/config", map[string]any{"deletion_allowed": true})
+		{"make it exportable and deletable at once", func() error {
+			_, err := c.Logical().Write("transit/keys/"+name+"/config", map[string]any{"exportable": true, "deletion_allowed": true})
 			return err
 		}},
-		{"delete it", func() error { _, err := c.Logical().Delete("transit/keys/" + name); return err }},
-		{"rotate it", func() error { _, err := c.Logical().Write("transit/keys/"+name+"/rotate", nil); return err }},
+		{"raise its minimum versions", func() error {
+			_, err := c.Logical().Write("transit/keys/"+name+"/config", map[string]any{"min_decryption_version": 2})
+			return err
+		}},
 		{"trim it", func() error {
 			_, err := c.Logical().Write("transit/keys/"+name+"/trim", map[string]any{"min_available_version": 1})
 			return err

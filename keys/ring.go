@@ -178,6 +178,7 @@ func (r *Ring) KeyPair(ctx context.Context, tenantID string) (*KeyPair, error) {
 	if err != nil {
 		return nil, err
 	}
+	now = r.now().UTC() // after a first key was adopted or created just now
 	kp, expires, err := r.pair(ctx, tenantID, rows, now)
 	if err != nil {
 		return nil, err
@@ -515,7 +516,7 @@ func (r *Ring) List(ctx context.Context, tenantID string) ([]KeyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := r.now().UTC()
+	now := r.now().UTC() // after a first key was adopted or created just now
 	active := current(rows, now)
 	out := make([]KeyInfo, 0, len(rows))
 	for i, k := range rows {
@@ -546,4 +547,16 @@ func (r *Ring) List(ctx context.Context, tenantID string) ([]KeyInfo, error) {
 func Fingerprint(der []byte) string {
 	s := sha256.Sum256(der)
 	return hex.EncodeToString(s[:])
+}
+
+// Ping checks the backends that can be down (Vault): nil when each that has a Ping answers.
+func (r *Ring) Ping(ctx context.Context) error {
+	for _, name := range r.order {
+		if p, ok := r.backends[name].(interface{ Ping(context.Context) error }); ok {
+			if err := p.Ping(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -272,6 +272,13 @@ func (s *server) serve(ctx context.Context) error {
 	go func() { errc <- hs.Serve(s.ln) }()
 	janitorDone := make(chan struct{})
 	go func() { defer close(janitorDone); s.janitor(ctx, time.Minute) }()
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		if s.vault != nil { // a renewable Vault token is renewed until shutdown
+			s.vault.RenewToken(ctx)
+		}
+	}()
 	s.logger.Info("broker listening", "addr", s.ln.Addr().String(), "base_url", s.cfg.BaseURL)
 	var err error
 	select {
@@ -283,6 +290,7 @@ func (s *server) serve(ctx context.Context) error {
 		err = hs.Shutdown(sctx)
 	}
 	<-janitorDone
+	<-renewDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

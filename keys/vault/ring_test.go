@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -179,6 +181,16 @@ func TestMigrateLocalToVault(t *testing.T) {
 	// Rotation still works on an imported key.
 	if _, err := r.Rotate(ctx, f.tenant); err != nil {
 		t.Errorf("rotate the imported key: %v", err)
+	}
+	// Deleting the tenant deletes its keys in both backends that hold versions.
+	if err := r.Forget(ctx, f.tenant); err != nil {
+		t.Fatalf("forget: %v", err)
+	}
+	if sec, err := root.Logical().Read("transit/keys/broker-" + f.tenant); err != nil || sec != nil {
+		t.Errorf("the Transit key is still there: %v, %v", sec, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "keys", f.tenant+".key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the local key file is still there: %v", err)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 // token without renewal expires), and RenewToken returns when its context ends.
 func TestRenewToken(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	brokerToken(t, root) // writes the policy
 	shortToken := func() string {
 		yes := true
@@ -27,7 +27,7 @@ func TestRenewToken(t *testing.T) {
 		}
 		return sec.Auth.ClientToken
 	}
-	renewed, unrenewed := newSource(t, v.client(t, shortToken()), ""), newSource(t, v.client(t, shortToken()), "")
+	renewed, unrenewed := newSource(t, v.Client(t, shortToken()), ""), newSource(t, v.Client(t, shortToken()), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); renewed.RenewToken(ctx) }()

@@ -68,8 +68,8 @@ func (f *ringFixture) ring(t *testing.T, c *api.Client, overlap time.Duration) *
 // (pinned) until the switch, and Transit's minimum versions are untouched.
 func TestRotationVault(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
-	c := v.client(t, brokerToken(t, root))
+	root := v.Root(t)
+	c := v.Client(t, brokerToken(t, root))
 	f := newRingFixture(t)
 	overlap := 24 * time.Hour
 	keystest.Rotation(t, f.clock, overlap, f.tenant, func() *keys.Ring { return f.ring(t, c, overlap) })
@@ -100,7 +100,7 @@ func TestRotationVault(t *testing.T) {
 // store keeps its certificate, read once from the old file location into the store.
 func TestAdoptVaultCertificateFile(t *testing.T) {
 	v := startVault(t)
-	c := v.root(t)
+	c := v.Root(t)
 	f := newRingFixture(t)
 	old := newSource(t, c, filepath.Join(f.dir, "vault-certs"))
 	before := keyPair(t, old, f.tenant) // as an older broker made it
@@ -133,8 +133,8 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 // certificate.
 func TestMigrateLocalToVault(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
-	c := v.client(t, brokerToken(t, root))
+	root := v.Root(t)
+	c := v.Client(t, brokerToken(t, root))
 	f := newRingFixture(t)
 	ctx := context.Background()
 	before, err := f.local(t).KeyPair(ctx, f.tenant) // the tenant's local key, as an older broker made it
@@ -199,7 +199,7 @@ func TestMigrateLocalToVault(t *testing.T) {
 // the switch.
 func TestMigrateByRotation(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	f := newRingFixture(t)
 	ctx := context.Background()
 	before, err := f.local(t).KeyPair(ctx, f.tenant)
@@ -210,7 +210,7 @@ func TestMigrateByRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	overlap := time.Hour
-	r := f.ring(t, v.client(t, brokerToken(t, root)), overlap)
+	r := f.ring(t, v.Client(t, brokerToken(t, root)), overlap)
 	if _, err := r.KeyPair(ctx, f.tenant); err != nil {
 		t.Fatal(err)
 	}
@@ -255,10 +255,10 @@ func TestMigrateByRotation(t *testing.T) {
 // the broker's policy, and its rows.
 func TestForgetDeletesTransitKey(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	f := newRingFixture(t)
 	ctx := context.Background()
-	r := f.ring(t, v.client(t, brokerToken(t, root)), time.Hour)
+	r := f.ring(t, v.Client(t, brokerToken(t, root)), time.Hour)
 	if _, err := r.KeyPair(ctx, f.tenant); err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func listTransitKeys(t testing.TB, root *api.Client) []string {
 
 func TestSignAndVerify(t *testing.T) {
 	v := startVault(t)
-	s := newSource(t, v.root(t), "")
+	s := newSource(t, v.Root(t), "")
 	kp := keyPair(t, s, tenantA)
 	msg := []byte("saml-bindings 3.4.4.1: SAMLRequest=...&RelayState=...&SigAlg=...")
 	tests := []struct {
@@ -208,7 +208,7 @@ func TestSignAndVerify(t *testing.T) {
 
 func TestCertificateIsTheTransitKey(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	s := newSource(t, root, dir)
 	kp := keyPair(t, s, tenantA)
@@ -261,7 +261,7 @@ func TestCertificateIsTheTransitKey(t *testing.T) {
 
 func TestKeyTypes(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	for _, tt := range []struct {
 		typ  string
 		bits int
@@ -320,7 +320,7 @@ func auditedSigns(t *testing.T, file string) map[string]int {
 
 func TestTenantsSignWithTheirOwnKeys(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	// Vault's audit log records the path of every request: the key each signature used.
 	audit := filepath.Join(t.TempDir(), "audit.log")
 	if err := root.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": audit}}); err != nil {
@@ -351,7 +351,7 @@ func TestTenantsSignWithTheirOwnKeys(t *testing.T) {
 
 func TestSecondSourceSameKey(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	first := keyPair(t, newSource(t, root, dir), tenantA)
 
@@ -377,7 +377,7 @@ func TestSecondSourceSameKey(t *testing.T) {
 
 func TestConcurrentFirstUse(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	// Two Sources (two broker processes on one data directory) and many callers at once.
 	sources := []*vault.Source{newSource(t, root, dir), newSource(t, root, dir)}
@@ -411,7 +411,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 
 func TestRefusedKeys(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	// Each refused key under its own tenant.
 	if _, err := root.Logical().Write("transit/keys/broker-exportable", map[string]any{"type": "rsa-2048", "exportable": true}); err != nil {
 		t.Fatal(err)
@@ -440,7 +440,7 @@ func TestRefusedKeys(t *testing.T) {
 
 func TestCertificateOfAnotherKey(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	keyPair(t, newSource(t, root, ""), tenantA) // A's key exists in Vault
 	b := keyPair(t, newSource(t, root, dir), tenantB)
@@ -461,9 +461,9 @@ func TestCertificateOfAnotherKey(t *testing.T) {
 func TestKeyGoneBehindItsCertificate(t *testing.T) {
 	dir := t.TempDir()
 	// The certificate was made on one Vault; this one (a wiped one, another mount) lacks the key.
-	first := keyPair(t, newSource(t, startVault(t).root(t), dir), tenantA)
+	first := keyPair(t, newSource(t, startVault(t).Root(t), dir), tenantA)
 	other := startVault(t)
-	root := other.root(t)
+	root := other.Root(t)
 	_, err := newSource(t, root, dir).KeyPair(context.Background(), tenantA)
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("KeyPair = %v; want an error saying the key behind the published certificate does not exist", err)
@@ -478,7 +478,7 @@ func TestKeyGoneBehindItsCertificate(t *testing.T) {
 
 func TestForget(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	var logs bytes.Buffer
 	s := newSource(t, root, dir, func(o *vault.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
@@ -536,9 +536,9 @@ func brokerToken(t *testing.T, root *api.Client) string {
 
 func TestLeastPrivilegePolicy(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	token := brokerToken(t, root)
-	c := v.client(t, token)
+	c := v.Client(t, token)
 	// The policy is enough: create on first use, read, sign.
 	kp := keyPair(t, newSource(t, c, ""), tenantA)
 	sum := sha256.Sum256([]byte("assertion"))
@@ -612,7 +612,7 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 
 func TestAppRoleLoginAndExpiredToken(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	if err := root.Sys().PutPolicy("broker", brokerPolicy(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -688,7 +688,7 @@ func TestAppRoleLoginAndExpiredToken(t *testing.T) {
 
 func TestOutageAndRecovery(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	// A token with a recognisable value, to check it appears in no error and no log line.
 	const secretToken = "outage-test-token-0123456789"
 	if err := root.Sys().PutPolicy("broker", brokerPolicy(t)); err != nil {
@@ -698,7 +698,7 @@ func TestOutageAndRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	s := newSource(t, v.client(t, secretToken), "", func(o *vault.Options) {
+	s := newSource(t, v.Client(t, secretToken), "", func(o *vault.Options) {
 		o.Timeout = time.Second
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -723,7 +723,7 @@ func TestOutageAndRecovery(t *testing.T) {
 		errs = append(errs, err)
 	}
 
-	v.seal(t)
+	v.Seal(t)
 	start := time.Now()
 	check("sign while sealed", sign())
 	if d := time.Since(start); d > 3*time.Second {
@@ -733,7 +733,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	check("KeyPair of a new tenant while sealed", err)
 	check("Ping while sealed", s.Ping(context.Background()))
 
-	v.unseal(t)
+	v.Unseal(t)
 	// The same Source, the same signer: no restart.
 	if err := sign(); err != nil {
 		t.Errorf("sign after unseal: %v", err)
@@ -746,7 +746,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	}
 
 	// Vault stopped: connection refused.
-	v.stop(t)
+	v.Stop(t)
 	check("sign with vault stopped", sign())
 	check("Ping with vault stopped", s.Ping(context.Background()))
 

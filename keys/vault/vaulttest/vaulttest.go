@@ -1,0 +1,233 @@
+// Package vaulttest starts a real Vault dev server for tests: in memory, unsealed, root token
+// "root", on a free 127.0.0.1 port, from the binary BROKER_TEST_VAULT_BIN names (scripts/test.sh
+// builds it with scripts/vault-dev.sh), killed when the test ends. Without BROKER_TEST_VAULT_BIN
+// the test is skipped, or failed when CI is set.
+package vaulttest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Server is a running Vault dev server.
+type Server struct {
+	Addr string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+}
+
+// RootToken is the dev server's root token.
+const RootToken = "root"
+
+// Start starts a dev server for the test.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := os.Getenv("BROKER_TEST_VAULT_BIN")
+	if bin == "" {
+		const msg = "BROKER_TEST_VAULT_BIN is not set; build Vault and run: " +
+			"BROKER_TEST_VAULT_BIN=$(bash scripts/vault-dev.sh bin) go test ./keys/vault/ (or bash scripts/test.sh)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	var last string
+	for range 5 { // a port taken between the probe and Vault's bind: try another
+		v, err := tryStart(t, bin)
+		if err == nil {
+			v.Client(t, RootToken) // fail early if the API is not usable
+			return v
+		}
+		last = err.Error()
+	}
+	t.Fatalf("vault dev server did not start: %s", last)
+	return nil
+}
+
+func tryStart(t testing.TB, bin string) (*Server, error) {
+	port := freePortPair(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+RootToken, "-dev-no-store-token",
+		"-dev-listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")} // no VAULT_* from the caller
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start vault: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() {
+		cmd.Process.Kill()
+		<-exited
+	}
+	v := &Server{Addr: "http://" + addr, cmd: cmd, out: out}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if v.healthy() {
+			break
+		}
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("vault exited:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("vault not healthy after 30s:\n%s", out.String())
+		}
+	}
+	t.Cleanup(stop)
+	return v, nil
+}
+
+// healthy reports whether Vault answers as initialized, unsealed and active (200).
+func (v *Server) healthy() bool {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(v.Addr + "/v1/sys/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// freePortPair finds a port P with P+1 also free: Vault dev binds P+1 for clustering.
+func freePortPair(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return port
+		}
+	}
+	t.Fatal("no free pair of ports")
+	return 0
+}
+
+// Client returns an API client for the server with the token; the caller's VAULT_* settings do
+// not apply.
+func (v *Server) Client(t testing.TB, token string) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = v.Addr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(token)
+	return c
+}
+
+// Root is a root client, with Transit enabled at "transit" on the first call.
+func (v *Server) Root(t testing.TB) *api.Client {
+	t.Helper()
+	c := v.Client(t, RootToken)
+	mounts, err := c.Sys().ListMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mounts["transit/"]; !ok {
+		if err := c.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+			t.Fatalf("enable transit: %v", err)
+		}
+	}
+	return c
+}
+
+var unsealRE = regexp.MustCompile(`(?m)^Unseal Key: (\S+)$`)
+
+// unsealKey is the dev server's unseal key, from its banner.
+func (v *Server) unsealKey(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		if m := unsealRE.FindStringSubmatch(v.out.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no unseal key in vault's output:\n%s", v.out.String())
+	return ""
+}
+
+// Seal seals the server.
+func (v *Server) Seal(t testing.TB) {
+	t.Helper()
+	if err := v.Client(t, RootToken).Sys().Seal(); err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+}
+
+// Unseal unseals the server and waits until it is active.
+func (v *Server) Unseal(t testing.TB) {
+	t.Helper()
+	st, err := v.Client(t, RootToken).Sys().Unseal(v.unsealKey(t))
+	if err != nil {
+		t.Fatalf("unseal: %v", err)
+	}
+	if st.Sealed {
+		t.Fatal("still sealed after the unseal key")
+	}
+	// Unsealed is not yet active: wait until it serves requests again.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if v.healthy() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("vault not active 30s after unseal")
+}
+
+// Stop kills the server now (the cleanup then finds it gone).
+func (v *Server) Stop(t testing.TB) {
+	t.Helper()
+	v.cmd.Process.Kill()
+	for range 100 {
+		c := &http.Client{Timeout: time.Second}
+		if resp, err := c.Get(v.Addr + "/v1/sys/health"); err != nil {
+			return
+		} else {
+			resp.Body.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("vault still answers after kill")
+}
+
+// syncBuffer is a bytes.Buffer safe for a child process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -2,6 +2,7 @@ package keys_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -145,5 +146,37 @@ func TestForgetDeletesEveryVersion(t *testing.T) {
 	rows, err := f.store.ListSigningKeys(ctx, f.tenant)
 	if err != nil || len(rows) != 0 {
 		t.Errorf("rows after Forget: %v, %v", rows, err)
+	}
+}
+
+// TestConcurrentRotations: two replicas rotating at once publish exactly one next key.
+func TestConcurrentRotations(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a, b := f.ring(t, time.Hour), f.ring(t, time.Hour)
+	if _, err := a.KeyPair(ctx, f.tenant); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, r := range []*keys.Ring{a, b} {
+		go func() { _, err := r.Rotate(ctx, f.tenant); errs <- err }()
+	}
+	var ok, pending int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, keys.ErrRotationPending):
+			pending++
+		default:
+			t.Fatalf("rotate: %v", err)
+		}
+	}
+	if ok != 1 || pending != 1 {
+		t.Errorf("%d rotations succeeded and %d were refused; want 1 and 1", ok, pending)
+	}
+	rows, err := f.store.ListSigningKeys(ctx, f.tenant)
+	if err != nil || len(rows) != 2 {
+		t.Errorf("rows: %v, %v", rows, err)
 	}
 }

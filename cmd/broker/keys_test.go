@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/sloworks/broker/db"
 	"github.com/sloworks/broker/db/sqlite"
+	"github.com/sloworks/broker/keys"
+	"github.com/sloworks/broker/keys/local"
 )
 
 // TestKeysCommands runs broker keys list, rotate and migrate on a data directory with local keys.
@@ -89,5 +92,56 @@ func TestRotationSettings(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%v: %v; want %q", tc.env, err, tc.want)
 		}
+	}
+}
+
+// TestScheduledRotation: the janitor's rotateDue rotates the tenants whose key is due, once.
+func TestScheduledRotation(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sqlite.Open(filepath.Join(dir, "broker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var ids []string
+	for _, slug := range []string{"acme", "beta", "idle"} {
+		tn := db.Tenant{Slug: slug, Name: slug}
+		if err := s.CreateTenant(ctx, &tn); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tn.ID)
+	}
+	ls, err := local.New(filepath.Join(dir, "keys"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	ring, err := keys.NewRing(keys.RingOptions{Store: s, Primary: ls, Overlap: time.Hour, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ring.KeyPair(ctx, ids[0]); err != nil { // acme used now
+		t.Fatal(err)
+	}
+	now = now.Add(12 * time.Hour)
+	if _, err := ring.KeyPair(ctx, ids[1]); err != nil { // beta 12h later; idle never
+		t.Fatal(err)
+	}
+	period := 24 * time.Hour
+	count := func(id string) int {
+		rows, err := s.ListSigningKeys(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rows)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	now = time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)
+	rotateDue(ctx, s, ring, logger, period)
+	rotateDue(ctx, s, ring, logger, period) // a second janitor run (or replica): nothing more
+	if got := []int{count(ids[0]), count(ids[1]), count(ids[2])}; got[0] != 2 || got[1] != 1 || got[2] != 0 {
+		t.Errorf("keys per tenant after the period %v; want [2 1 0]", got)
 	}
 }

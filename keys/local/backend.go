@@ -102,10 +102,6 @@ func (s *Source) NewVersion(ctx context.Context, tenantID string) (*keys.Version
 	for _, v := range vs {
 		next = max(next, v+1)
 	}
-	path, err := s.versionPath(tenantID, next)
-	if err != nil {
-		return nil, err
-	}
 	k, err := rsa.GenerateKey(rand.Reader, KeyBits)
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
@@ -114,10 +110,21 @@ func (s *Source) NewVersion(ctx context.Context, tenantID string) (*keys.Version
 	if err != nil {
 		return nil, fmt.Errorf("marshal key: %w", err)
 	}
-	if err := writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-		return nil, err
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	// Another process on the same directory may take the number first: take the next one.
+	for range 100 {
+		path, err := s.versionPath(tenantID, next)
+		if err != nil {
+			return nil, err
+		}
+		if err = writeNew(path, data); err == nil {
+			return &keys.Version{Number: next, Signer: k}, nil
+		} else if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		next++
 	}
-	return &keys.Version{Number: next, Signer: k}, nil
+	return nil, fmt.Errorf("no free key version number for tenant %s", tenantID)
 }
 
 // Signer returns the key of one version.
@@ -157,14 +164,28 @@ func (s *Source) DeleteKeys(ctx context.Context, tenantID string) error {
 	return nil
 }
 
-// writeNew writes a 0600 file that must not exist yet: a key file is never overwritten.
+// writeNew writes a 0600 file that must not exist yet (a key file is never overwritten): a
+// temporary file, then a hard link, which fails with fs.ErrExist when the name is taken.
 func writeNew(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := writeFile(tmp, data, 0o600); err != nil {
-		return err
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return nil

@@ -1,9 +1,11 @@
 // Package vault is the production key backend: one Vault Transit key per tenant, created on first
 // use as a non-exportable RSA key, signing through transit/sign with PKCS #1 v1.5 over a digest
-// the broker computes, so the private key never leaves Vault. The certificate published in
-// metadata is self-signed through that same signer and kept as a public 0644 file per tenant
-// beside the broker's data (see docs/keys.md). Every failure to reach Vault wraps
-// keys.ErrUnavailable. Tokens and secret IDs are never logged.
+// the broker computes, so the private key never leaves Vault. The broker uses a Source as a
+// keys.Backend of a keys.Ring (backend.go: versions, rotation, BYOK import, deletion), which keeps
+// the certificates in the store; used alone as a keys.Source, a Source keeps each certificate as
+// a public 0644 file per tenant (the layout of earlier versions, still read to adopt keys; see
+// docs/keys.md). Every failure to reach Vault wraps keys.ErrUnavailable. Tokens and secret IDs
+// are never logged.
 package vault
 
 import (

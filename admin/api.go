@@ -37,6 +37,7 @@ type API struct {
 	logger    *slog.Logger
 	sessions  SessionStore
 	ender     SessionEnder
+	keys      KeyRing
 }
 
 // New returns the API; operatorTokenHash is the SHA-256 of the operator's bearer token.
@@ -61,6 +62,9 @@ func (a *API) Register(e *echo.Echo) {
 	g.DELETE("/tenants/:slug/apps/:id", a.deleteApp)
 	if a.sessions != nil {
 		a.registerSessions(g)
+	}
+	if a.keys != nil {
+		a.registerKeys(g)
 	}
 	g.Any("/*", func(c echo.Context) error {
 		return apiError(c, http.StatusNotFound, "not_found", "", "no such API endpoint: "+c.Request().Method+" "+c.Request().URL.Path)

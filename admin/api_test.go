@@ -48,7 +48,11 @@ func newAPI(t *testing.T, allowHTTP bool) *api {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	ks, err := local.New(filepath.Join(dir, "keys"), nil)
+	ls, err := local.New(filepath.Join(dir, "keys"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keys.NewRing(keys.RingOptions{Store: store, Primary: ls})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +64,7 @@ func newAPI(t *testing.T, allowHTTP bool) *api {
 	e.HTTPErrorHandler = sso.HTTPErrorHandler(logger)
 	engine := &slo.Engine{Store: store, Peers: h.Peers(), Signers: h.Signers(), SOAP: &binding.SOAPClient{HTTP: &http.Client{}},
 		LegTimeout: time.Second, Logger: logger, Now: time.Now, NewID: sso.RandomID}
-	admin.New(ts, h, sha256.Sum256([]byte(token)), logger).WithSessions(store, engine).Register(e)
+	admin.New(ts, h, sha256.Sum256([]byte(token)), logger).WithSessions(store, engine).WithKeys(ks).Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return &api{t: t, srv: srv, store: store}

@@ -210,6 +210,47 @@ type LogoutFilter struct {
 	Limit int
 }
 
+// Signing key backends (SigningKey.Backend).
+const (
+	KeyBackendLocal = "local"
+	KeyBackendVault = "vault"
+)
+
+// SigningKey is one version of a tenant's signing key as every replica sees it: which backend
+// holds it, the backend's version number, the certificate published for it, and when it signs
+// and when it leaves the metadata. The private key is never here.
+type SigningKey struct {
+	ID       string
+	TenantID string
+	// Backend is KeyBackendLocal or KeyBackendVault; Version is the backend's key version (a
+	// Transit key version, or the number of a local key file). Backend and Version are unique
+	// per tenant.
+	Backend string
+	Version int
+	// Certificate is the DER certificate published in metadata for this key.
+	Certificate []byte
+	CreatedAt   time.Time
+	// ActivatesAt is when the key starts signing: the tenant signs with its key of the latest
+	// ActivatesAt not after now. A key is published from CreatedAt.
+	ActivatesAt time.Time
+	// RetiresAt is when the key leaves the metadata; nil while no newer key replaces it.
+	RetiresAt *time.Time
+}
+
+// SigningKeys stores the tenants' signing key versions.
+type SigningKeys interface {
+	// AddSigningKey stores k (filling an empty ID and a zero CreatedAt) and, in the same
+	// transaction, sets RetiresAt to *retire on the tenant's other keys whose RetiresAt is nil
+	// (when retire is not nil). It is ErrConflict when the tenant already has a key of the same
+	// Backend and Version, or a key whose ActivatesAt is after k.CreatedAt (a rotation is
+	// pending: one at a time); ErrNotFound when the tenant does not exist.
+	AddSigningKey(ctx context.Context, k *SigningKey, retire *time.Time) error
+	// ListSigningKeys returns the tenant's keys ordered by ActivatesAt, then CreatedAt, then ID.
+	ListSigningKeys(ctx context.Context, tenantID string) ([]SigningKey, error)
+	// DeleteSigningKeys deletes the tenant's keys and returns how many it deleted.
+	DeleteSigningKeys(ctx context.Context, tenantID string) (int64, error)
+}
+
 // Tenants stores tenants. Tenants are the only records not scoped by tenant.
 type Tenants interface {
 	CreateTenant(ctx context.Context, t *Tenant) error
@@ -357,6 +398,7 @@ type Store interface {
 	Logouts
 	PendingRequests
 	Replay
+	SigningKeys
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error
 	Close() error

@@ -23,6 +23,17 @@ var ErrUnavailable = errors.New("signing unavailable")
 type KeyPair struct {
 	Signer      crypto.Signer
 	Certificate *x509.Certificate
+	// Published are the certificates the tenant's metadata lists, Certificate first: during a
+	// rotation also the next key's and the previous key's. Empty means Certificate only.
+	Published []*x509.Certificate
+}
+
+// Certificates are the certificates to publish in metadata, the signing one first.
+func (kp *KeyPair) Certificates() []*x509.Certificate {
+	if len(kp.Published) == 0 {
+		return []*x509.Certificate{kp.Certificate}
+	}
+	return kp.Published
 }
 
 // Source gives each tenant's signing key, creating it on first use.

@@ -1,9 +1,13 @@
 package sso_test
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sloworks/broker/db/sqlite"
+	"github.com/sloworks/broker/keys"
+	"github.com/sloworks/broker/keys/local"
 	"github.com/sloworks/broker/keys/vault"
 	"github.com/sloworks/broker/keys/vault/vaulttest"
 )
@@ -14,12 +18,27 @@ import (
 // speed touches both alike. Metrics: logins/s with each, and vault/local, the ratio of the two.
 func BenchmarkVaultLogin(b *testing.B) {
 	v := vaulttest.Start(b)
-	ks, err := vault.Open(vault.Settings{Addr: v.Addr, Token: v.BrokerToken(b)}.WithDefaults(), b.TempDir(), nil)
-	if err != nil {
-		b.Fatal(err)
+	token := v.BrokerToken(b)
+	// Both brokers sign through the key ring, as the broker does.
+	ring := func(backend func(dir string) (keys.Backend, error)) func(*sqlite.Store, string) keys.Source {
+		return func(store *sqlite.Store, dir string) keys.Source {
+			be, err := backend(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := keys.NewRing(keys.RingOptions{Store: store, Primary: be})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return r
+		}
 	}
-	hv := newHarnessKeys(b, ks)
-	hl := newHarness(b)
+	hv := newHarnessWith(b, ring(func(dir string) (keys.Backend, error) {
+		return vault.Open(vault.Settings{Addr: v.Addr, Token: token}.WithDefaults(), filepath.Join(dir, "vault-certs"), nil)
+	}))
+	hl := newHarnessWith(b, ring(func(dir string) (keys.Backend, error) {
+		return local.New(filepath.Join(dir, "keys"), nil)
+	}))
 	certV, certL := hv.brokerCert("acme"), hl.brokerCert("acme")
 	oneLogin(b, hv, certV, hv.inProcessBrowser()) // warm caches, create the Transit key
 	oneLogin(b, hl, certL, hl.inProcessBrowser())

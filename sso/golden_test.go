@@ -79,8 +79,8 @@ func TestGoldenMetadata(t *testing.T) {
 	h := goldenHandler()
 	kp := goldenKeyPair(t)
 	for name, ed := range map[string]*saml.EntityDescriptor{
-		"idp-metadata.golden.xml": h.IdPMetadata("acme", kp.Certificate, goldenTime),
-		"sp-metadata.golden.xml":  h.SPMetadata("acme", kp.Certificate, goldenTime),
+		"idp-metadata.golden.xml": h.IdPMetadata("acme", kp.Certificates(), goldenTime),
+		"sp-metadata.golden.xml":  h.SPMetadata("acme", kp.Certificates(), goldenTime),
 	} {
 		out, err := MarshalMetadata(ed)
 		if err != nil {

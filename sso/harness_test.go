@@ -111,12 +111,11 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	return newHarnessKeys(t, nil)
+	return newHarnessWith(t, nil)
 }
 
-// newHarnessKeys is newHarness with the broker's keys from ks (nil: local keys in a temporary
-// directory).
-func newHarnessKeys(t testing.TB, ks keys.Source) *harness {
+// newHarnessWith is newHarness with the key source keySource makes (local keys when nil).
+func newHarnessWith(t testing.TB, keySource func(store *sqlite.Store, dir string) keys.Source) *harness {
 	t.Helper()
 	h := &harness{t: t, fx: map[string]*tenantFixture{}, logs: &bytes.Buffer{}}
 	var handler http.Handler
@@ -130,10 +129,11 @@ func newHarnessKeys(t testing.TB, ks keys.Source) *harness {
 	}
 	t.Cleanup(func() { store.Close() })
 	h.store = store
-	if ks == nil {
-		if ks, err = local.New(filepath.Join(dir, "keys"), nil); err != nil {
-			t.Fatal(err)
-		}
+	var ks keys.Source
+	if keySource != nil {
+		ks = keySource(store, dir)
+	} else if ks, err = local.New(filepath.Join(dir, "keys"), nil); err != nil {
+		t.Fatal(err)
 	}
 	h.keys = countingSource{Source: ks, n: &h.brokerSigs}
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -173,7 +173,7 @@ func (c countingSource) KeyPair(ctx context.Context, tenantID string) (*keys.Key
 	if err != nil {
 		return nil, err
 	}
-	return &keys.KeyPair{Signer: countingSigner{kp.Signer, c.n}, Certificate: kp.Certificate}, nil
+	return &keys.KeyPair{Signer: countingSigner{kp.Signer, c.n}, Certificate: kp.Certificate, Published: kp.Published}, nil
 }
 
 type syncWriter struct {
@@ -424,6 +424,13 @@ func (h *harness) spCert(slug string) *x509.Certificate {
 // metadataCert fetches one of the tenant's metadata documents and returns its first certificate.
 func (h *harness) metadataCert(slug, path string, kds func(*saml.EntityDescriptor) []saml.KeyDescriptor) *x509.Certificate {
 	h.t.Helper()
+	return h.metadataCerts(slug, path, kds)[0]
+}
+
+// metadataCerts fetches one of the tenant's metadata documents and returns its signing
+// certificates, in order.
+func (h *harness) metadataCerts(slug, path string, kds func(*saml.EntityDescriptor) []saml.KeyDescriptor) []*x509.Certificate {
+	h.t.Helper()
 	resp, err := http.Get(h.url(slug, path))
 	if err != nil {
 		h.t.Fatal(err)
@@ -433,10 +440,20 @@ func (h *harness) metadataCert(slug, path string, kds func(*saml.EntityDescripto
 	if err := xml.NewDecoder(resp.Body).Decode(&ed); err != nil {
 		h.t.Fatal(err)
 	}
-	der, _ := base64.StdEncoding.DecodeString(kds(&ed)[0].KeyInfo.X509Data.X509Certificates[0].Data)
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		h.t.Fatal(err)
+	var out []*x509.Certificate
+	for _, kd := range kds(&ed) {
+		if kd.Use != "signing" {
+			h.t.Fatalf("%s: key descriptor of use %q", path, kd.Use)
+		}
+		der, _ := base64.StdEncoding.DecodeString(kd.KeyInfo.X509Data.X509Certificates[0].Data)
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, c)
 	}
-	return c
+	if len(out) == 0 {
+		h.t.Fatalf("%s: no signing certificate", path)
+	}
+	return out
 }

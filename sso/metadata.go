@@ -14,13 +14,20 @@ import (
 // MetadataValidity is how long the metadata documents say they are valid.
 const MetadataValidity = 48 * time.Hour
 
-func signingKeyDescriptor(cert *x509.Certificate) saml.KeyDescriptor {
-	return saml.KeyDescriptor{
-		Use: "signing",
-		KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{
-			{Data: base64.StdEncoding.EncodeToString(cert.Raw)},
-		}}},
+// signingKeyDescriptors has one signing KeyDescriptor per published certificate: during a key
+// rotation the current, next and previous keys' (saml-metadata 2.4.1.1: a role may list several
+// keys of one use, and a relying party accepts a signature made with any of them).
+func signingKeyDescriptors(certs []*x509.Certificate) []saml.KeyDescriptor {
+	out := make([]saml.KeyDescriptor, 0, len(certs))
+	for _, cert := range certs {
+		out = append(out, saml.KeyDescriptor{
+			Use: "signing",
+			KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{
+				{Data: base64.StdEncoding.EncodeToString(cert.Raw)},
+			}}},
+		})
 	}
+	return out
 }
 
 // nameIDFormats the broker issues to apps and accepts from IdPs.
@@ -31,8 +38,9 @@ var nameIDFormats = []saml.NameIDFormat{
 	saml.UnspecifiedNameIDFormat,
 }
 
-// IdPMetadata is the broker-as-IdP metadata document of a tenant, for its apps.
-func (h *Handler) IdPMetadata(slug string, cert *x509.Certificate, now time.Time) *saml.EntityDescriptor {
+// IdPMetadata is the broker-as-IdP metadata document of a tenant, for its apps, listing the
+// published signing certificates (the signing one first).
+func (h *Handler) IdPMetadata(slug string, certs []*x509.Certificate, now time.Time) *saml.EntityDescriptor {
 	validUntil := now.Add(MetadataValidity).UTC().Truncate(time.Second)
 	wantSigned := false
 	return &saml.EntityDescriptor{
@@ -42,7 +50,7 @@ func (h *Handler) IdPMetadata(slug string, cert *x509.Certificate, now time.Time
 			SSODescriptor: saml.SSODescriptor{
 				RoleDescriptor: saml.RoleDescriptor{
 					ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol",
-					KeyDescriptors:             []saml.KeyDescriptor{signingKeyDescriptor(cert)},
+					KeyDescriptors:             signingKeyDescriptors(certs),
 				},
 				SingleLogoutServices: sloServices(h.idpSLOURL(slug), h.idpSLOSOAPURL(slug)),
 				NameIDFormats:        nameIDFormats,
@@ -56,8 +64,9 @@ func (h *Handler) IdPMetadata(slug string, cert *x509.Certificate, now time.Time
 	}
 }
 
-// SPMetadata is the broker-as-SP metadata document of a tenant, for its IdP.
-func (h *Handler) SPMetadata(slug string, cert *x509.Certificate, now time.Time) *saml.EntityDescriptor {
+// SPMetadata is the broker-as-SP metadata document of a tenant, for its IdP, listing the
+// published signing certificates (the signing one first).
+func (h *Handler) SPMetadata(slug string, certs []*x509.Certificate, now time.Time) *saml.EntityDescriptor {
 	validUntil := now.Add(MetadataValidity).UTC().Truncate(time.Second)
 	yes := true
 	isDefault := true
@@ -68,7 +77,7 @@ func (h *Handler) SPMetadata(slug string, cert *x509.Certificate, now time.Time)
 			SSODescriptor: saml.SSODescriptor{
 				RoleDescriptor: saml.RoleDescriptor{
 					ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol",
-					KeyDescriptors:             []saml.KeyDescriptor{signingKeyDescriptor(cert)},
+					KeyDescriptors:             signingKeyDescriptors(certs),
 				},
 				SingleLogoutServices: sloServices(h.spSLOURL(slug), h.spSLOSOAPURL(slug)),
 				NameIDFormats:        nameIDFormats,
@@ -100,7 +109,7 @@ func (h *Handler) spMetadata(c echo.Context) error {
 	return h.serveMetadata(c, h.SPMetadata)
 }
 
-func (h *Handler) serveMetadata(c echo.Context, doc func(string, *x509.Certificate, time.Time) *saml.EntityDescriptor) error {
+func (h *Handler) serveMetadata(c echo.Context, doc func(string, []*x509.Certificate, time.Time) *saml.EntityDescriptor) error {
 	t, err := h.tenant(c)
 	if err != nil {
 		return err
@@ -109,7 +118,7 @@ func (h *Handler) serveMetadata(c echo.Context, doc func(string, *x509.Certifica
 	if err != nil {
 		return err
 	}
-	out, err := MarshalMetadata(doc(t.Slug, kp.Certificate, h.now()))
+	out, err := MarshalMetadata(doc(t.Slug, kp.Certificates(), h.now()))
 	if err != nil {
 		return err
 	}

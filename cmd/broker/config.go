@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sloworks/broker/keys"
 	"github.com/sloworks/broker/keys/vault"
 )
 
@@ -24,6 +25,12 @@ type Config struct {
 	LogoutRetention  time.Duration
 	LogLevel         string
 	LogFormat        string
+	// KeyRotationOverlap is how long a next key is published before it signs, and how long
+	// the previous key stays published after the switch.
+	KeyRotationOverlap time.Duration
+	// KeyRotationPeriod rotates each tenant's key this long after its current key started
+	// signing (the janitor does it); zero: only on demand.
+	KeyRotationPeriod time.Duration
 	// Vault keeps tenants' signing keys in Vault Transit when Vault.Addr is set; else they
 	// are local files in the data directory. Its defaults apply only when Vault is on.
 	Vault vault.Settings
@@ -50,6 +57,12 @@ func (c *Config) settings() []setting {
 		{"logout-retention", "BROKER_LOGOUT_RETENTION", "720h", "how long the logout log is kept", func(fs *flag.FlagSet) { fs.DurationVar(&c.LogoutRetention, "logout-retention", c.LogoutRetention, "") }},
 		{"log-level", "BROKER_LOG_LEVEL", "info", "debug, info, warn or error", func(fs *flag.FlagSet) { fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "") }},
 		{"log-format", "BROKER_LOG_FORMAT", "text", "text or json", func(fs *flag.FlagSet) { fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "") }},
+		{"key-rotation-overlap", "BROKER_KEY_ROTATION_OVERLAP", "168h", "how long a rotated-in key is published before it signs, and the old one after", func(fs *flag.FlagSet) {
+			fs.DurationVar(&c.KeyRotationOverlap, "key-rotation-overlap", c.KeyRotationOverlap, "")
+		}},
+		{"key-rotation-period", "BROKER_KEY_ROTATION_PERIOD", "0 (off)", "rotate each tenant's key this long after it started signing; 0: only on demand", func(fs *flag.FlagSet) {
+			fs.DurationVar(&c.KeyRotationPeriod, "key-rotation-period", c.KeyRotationPeriod, "")
+		}},
 		// Keys (docs/keys.md). TLS and namespace: Vault's own VAULT_CACERT, VAULT_SKIP_VERIFY, ...
 		{"vault-addr", "BROKER_VAULT_ADDR", "empty: local keys", "Vault's URL; when set, tenants' signing keys live in Vault Transit", func(fs *flag.FlagSet) { fs.StringVar(&c.Vault.Addr, "vault-addr", c.Vault.Addr, "") }},
 		{"vault-token", "BROKER_VAULT_TOKEN", "VAULT_TOKEN", "Vault token (prefer the environment: a flag shows in ps)", func(fs *flag.FlagSet) { fs.StringVar(&c.Vault.Token, "vault-token", c.Vault.Token, "") }},
@@ -68,11 +81,21 @@ func (c *Config) settings() []setting {
 
 // defaults returns the configuration with every default set.
 func defaults() *Config {
-	return &Config{Addr: "127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 30 * 24 * time.Hour, LogLevel: "info", LogFormat: "text"}
+	return &Config{Addr: "127.0.0.1:8080", DataDir: "./data", SessionLifetime: 8 * time.Hour, LogoutLegTimeout: 5 * time.Second, LogoutRetention: 30 * 24 * time.Hour, LogLevel: "info", LogFormat: "text",
+		KeyRotationOverlap: keys.DefaultOverlap}
 }
 
 // loadConfig applies the environment, then flags (flags win), then validates.
 func loadConfig(name string, args []string, getenv func(string) string) (*Config, error) {
+	c, rest, err := loadConfigArgs(name, args, getenv)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected arguments: %s", strings.Join(rest, " "))
+	}
+	return c, err
+}
+
+// loadConfigArgs is loadConfig that returns the arguments after the flags.
+func loadConfigArgs(name string, args []string, getenv func(string) string) (*Config, []string, error) {
 	c := defaults()
 	var errs []error
 	for _, s := range c.settings() {
@@ -98,10 +121,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (*Config
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+		return nil, nil, err
 	}
 	// Vault's standard VAULT_TOKEN when the broker is given no credential of its own.
 	if v := &c.Vault; v.Addr != "" && v.Token == "" && v.RoleID == "" && v.SecretIDFile == "" {
@@ -110,7 +130,7 @@ func loadConfig(name string, args []string, getenv func(string) string) (*Config
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	return c, errors.Join(errs...)
+	return c, fs.Args(), errors.Join(errs...)
 }
 
 // Validate reports every problem at once.
@@ -146,6 +166,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LogoutRetention < time.Hour {
 		errs = append(errs, fmt.Errorf("logout-retention %s: at least 1h", c.LogoutRetention))
+	}
+	if c.KeyRotationOverlap < time.Minute {
+		errs = append(errs, fmt.Errorf("key-rotation-overlap %s: at least 1m (apps and IdPs must fetch the metadata within it)", c.KeyRotationOverlap))
+	}
+	if c.KeyRotationPeriod != 0 && c.KeyRotationPeriod < 2*c.KeyRotationOverlap {
+		errs = append(errs, fmt.Errorf("key-rotation-period %s: 0 (off) or at least twice key-rotation-overlap (%s), so a rotation ends before the next", c.KeyRotationPeriod, 2*c.KeyRotationOverlap))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

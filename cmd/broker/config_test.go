@@ -88,7 +88,11 @@ func TestLoadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("loadConfig: %v", err)
 			}
-			if diff := cmp.Diff(tt.want, *got); diff != "" {
+			want := tt.want
+			if want.KeyRotationOverlap == 0 { // every case has the default overlap
+				want.KeyRotationOverlap = 7 * 24 * time.Hour
+			}
+			if diff := cmp.Diff(want, *got); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 		})

@@ -54,7 +54,7 @@ func (s *server) wireDemo(ctx context.Context, stdout io.Writer, ks keys.Source)
 	}
 	base, _ := url.Parse(s.cfg.BaseURL)
 	now := timeNow()
-	d, err := demo.New(base, s.sso.IdPMetadata(t.Slug, kp.Certificate, now), s.sso.SPMetadata(t.Slug, kp.Certificate, now))
+	d, err := demo.New(base, s.sso.IdPMetadata(t.Slug, kp.Certificates(), now), s.sso.SPMetadata(t.Slug, kp.Certificates(), now))
 	if err != nil {
 		return err
 	}

@@ -67,16 +67,18 @@ func main() {
 
 func run(args []string, stdout io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return errors.New("usage: broker serve|demo [flags] (broker serve -h lists the settings)")
+		return errors.New("usage: broker serve|demo|keys [flags] (broker serve -h lists the settings)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve", "demo":
+	case "keys":
+		return runKeys(rest, stdout, getenv)
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, "usage: broker serve|demo [flags]\n\n  serve  run the broker\n  demo   run the broker with a demo tenant, IdP and app wired in")
+		fmt.Fprintln(stdout, "usage: broker serve|demo|keys [flags]\n\n  serve  run the broker\n  demo   run the broker with a demo tenant, IdP and app wired in\n  keys   "+keysUsage)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q: want serve or demo", cmd)
+		return fmt.Errorf("unknown command %q: want serve, demo or keys", cmd)
 	}
 	cfg, err := loadConfig(cmd, rest, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -126,6 +128,8 @@ type server struct {
 	tenants *tenants.Service
 	sso     *sso.Handler
 	keys    keys.Source
+	ring    *keys.Ring
+	vault   *vault.Source // nil when keys are local
 	engine  *slo.Engine
 	echo    *echo.Echo
 	ln      net.Listener
@@ -139,7 +143,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	ks, err := openKeys(ctx, cfg, logger)
+	ks, err := openKeys(ctx, cfg, store, logger)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -151,8 +155,8 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 	}
 	base, _ := url.Parse(cfg.BaseURL)
 	env := providers.Env{HTTPClient: &http.Client{Timeout: 10 * time.Second}, AllowHTTP: cfg.AllowHTTP}
-	ts := tenants.New(store, ks, catalogue(), env, logger)
-	h := sso.New(sso.Config{BaseURL: base, SessionLifetime: cfg.SessionLifetime}, ts, store, ks, logger, nil)
+	ts := tenants.New(store, ks.ring, catalogue(), env, logger)
+	h := sso.New(sso.Config{BaseURL: base, SessionLifetime: cfg.SessionLifetime}, ts, store, ks.ring, logger, nil)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -168,11 +172,9 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 			return c.String(http.StatusServiceUnavailable, "database unavailable\n")
 		}
 		// A key backend that can be down (Vault) says whether signing works.
-		if p, ok := ks.(interface{ Ping(context.Context) error }); ok {
-			if err := p.Ping(ctx); err != nil {
-				logger.WarnContext(ctx, "not ready", "error", err)
-				return c.String(http.StatusServiceUnavailable, "signing keys unavailable (Vault)\n")
-			}
+		if err := ks.ring.Ping(ctx); err != nil {
+			logger.WarnContext(ctx, "not ready", "error", err)
+			return c.String(http.StatusServiceUnavailable, "signing keys unavailable (Vault)\n")
 		}
 		return c.String(http.StatusOK, "ok\n")
 	})
@@ -180,32 +182,49 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 	engine := &slo.Engine{Store: store, Peers: h.Peers(), Signers: h.Signers(), SOAP: &binding.SOAPClient{HTTP: &http.Client{}},
 		LegTimeout: cfg.LogoutLegTimeout, Logger: logger, Now: time.Now, NewID: sso.RandomID}
 	h.SetLogout(engine)
-	admin.New(ts, h, tokenHash, logger).WithSessions(store, engine).Register(e)
+	admin.New(ts, h, tokenHash, logger).WithSessions(store, engine).WithKeys(ks.ring).Register(e)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	return &server{cfg: cfg, logger: logger, store: store, tenants: ts, sso: h, keys: ks, engine: engine, echo: e, ln: ln}, nil
+	return &server{cfg: cfg, logger: logger, store: store, tenants: ts, sso: h, keys: ks.ring, ring: ks.ring, vault: ks.vault, engine: engine, echo: e, ln: ln}, nil
 }
 
-// openKeys returns the tenants' key source: Vault Transit when Vault is configured, else local
-// key files in the data directory (docs/keys.md). A Vault that is down or sealed at start is
-// logged, not fatal: signing answers 503 until it is back.
-func openKeys(ctx context.Context, cfg *Config, logger *slog.Logger) (keys.Source, error) {
-	if !cfg.Vault.Enabled() {
-		return local.New(filepath.Join(cfg.DataDir, "keys"), nil)
-	}
-	vs, err := vault.Open(cfg.Vault, filepath.Join(cfg.DataDir, "vault-certs"), logger)
+// keySet is what openKeys opens: the ring every signature goes through, and the Vault
+// backend when Vault is configured.
+type keySet struct {
+	ring  *keys.Ring
+	vault *vault.Source
+}
+
+// openKeys returns the tenants' key ring over the store: new keys in Vault Transit when Vault
+// is configured, else in local key files in the data directory; local keys made before Vault
+// was configured are adopted and keep signing until they are migrated (docs/keys.md). A Vault
+// that is down or sealed at start is logged, not fatal: signing answers 503 until it is back.
+func openKeys(ctx context.Context, cfg *Config, store db.SigningKeys, logger *slog.Logger) (*keySet, error) {
+	ls, err := local.New(filepath.Join(cfg.DataDir, "keys"), nil)
 	if err != nil {
-		return nil, fmt.Errorf("vault keys: %w", err)
+		return nil, err
 	}
-	logger.InfoContext(ctx, "tenant keys in vault transit", "addr", cfg.Vault.Addr, "mount", cfg.Vault.Mount, "key_prefix", cfg.Vault.KeyPrefix)
-	if err := vs.Ping(ctx); err != nil {
-		logger.WarnContext(ctx, "vault not usable at start; signing is unavailable until it is", "error", err)
+	o := keys.RingOptions{Store: store, Primary: ls, Overlap: cfg.KeyRotationOverlap, Logger: logger}
+	var vs *vault.Source
+	if cfg.Vault.Enabled() {
+		if vs, err = vault.Open(cfg.Vault, filepath.Join(cfg.DataDir, "vault-certs"), logger); err != nil {
+			return nil, fmt.Errorf("vault keys: %w", err)
+		}
+		logger.InfoContext(ctx, "tenant keys in vault transit", "addr", cfg.Vault.Addr, "mount", cfg.Vault.Mount, "key_prefix", cfg.Vault.KeyPrefix)
+		if err := vs.Ping(ctx); err != nil {
+			logger.WarnContext(ctx, "vault not usable at start; signing is unavailable until it is", "error", err)
+		}
+		o.Primary, o.Others = vs, []keys.Backend{ls}
 	}
-	return vs, nil
+	ring, err := keys.NewRing(o)
+	if err != nil {
+		return nil, err
+	}
+	return &keySet{ring: ring, vault: vs}, nil
 }
 
 // operatorToken returns the SHA-256 of the operator's API token: BROKER_BOOTSTRAP_TOKEN when
@@ -253,6 +272,13 @@ func (s *server) serve(ctx context.Context) error {
 	go func() { errc <- hs.Serve(s.ln) }()
 	janitorDone := make(chan struct{})
 	go func() { defer close(janitorDone); s.janitor(ctx, time.Minute) }()
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		if s.vault != nil { // a renewable Vault token is renewed until shutdown
+			s.vault.RenewToken(ctx)
+		}
+	}()
 	s.logger.Info("broker listening", "addr", s.ln.Addr().String(), "base_url", s.cfg.BaseURL)
 	var err error
 	select {
@@ -264,6 +290,7 @@ func (s *server) serve(ctx context.Context) error {
 		err = hs.Shutdown(sctx)
 	}
 	<-janitorDone
+	<-renewDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -294,6 +321,26 @@ func (s *server) janitor(ctx context.Context, every time.Duration) {
 				s.logger.InfoContext(ctx, "abandoned logouts settled", "count", n)
 			}
 			sweep(ctx, s.store, s.logger, now, s.cfg.LogoutRetention)
+			if s.cfg.KeyRotationPeriod > 0 {
+				rotateDue(ctx, s.store, s.ring, s.logger, s.cfg.KeyRotationPeriod)
+			}
+		}
+	}
+}
+
+// rotateDue rotates the keys of the tenants whose current key has signed for period (scheduled
+// rotation). Replicas may run it at once: the store allows one pending rotation per tenant.
+func rotateDue(ctx context.Context, store db.Tenants, ring *keys.Ring, logger *slog.Logger, period time.Duration) {
+	ts, err := store.ListTenants(ctx)
+	if err != nil {
+		logger.WarnContext(ctx, "scheduled key rotation failed", "error", err)
+		return
+	}
+	for _, t := range ts {
+		if did, err := ring.RotateIfDue(ctx, t.ID, period); err != nil {
+			logger.WarnContext(ctx, "scheduled key rotation failed", "tenant", t.ID, "error", err)
+		} else if did {
+			logger.InfoContext(ctx, "scheduled key rotation", "tenant", t.ID, "slug", t.Slug)
 		}
 	}
 }

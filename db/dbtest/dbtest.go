@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) db.Store) {
 		{"TenantIsolation", isolationTests},
 		{"DeleteTenant", deleteTenantTests},
 		{"Concurrency", concurrencyTests},
+		{"SigningKeys", signingKeyTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -23,6 +23,9 @@ var migrations = []migration{
 	{version: 1, name: "create tables", up: migrate1},
 	{version: 2, name: "logout log and session lookups", up: migrate2},
 	{version: 3, name: "apps that refuse framed logout", up: migrate3},
+	// Version 4 is added on another branch; 5 follows 3 here until the two meet (the versions
+	// must be ascending, not contiguous).
+	{version: 5, name: "signing keys in the store", up: migrate5},
 }
 
 // migrate3 adds apps.no_frame_logout.
@@ -324,4 +327,28 @@ func migrate2(tx *gorm.DB) error {
 		}
 	}
 	return nil
+}
+
+// Migration 5: signing_keys, every version of every tenant's signing key (backend, backend
+// version, published certificate, activation and retirement times), so replicas agree on which
+// key signs and which certificates metadata lists. Times are INTEGER Unix microseconds;
+// retires_at is nullable. (tenant_id, backend, version) is unique.
+
+type v5SigningKey struct {
+	ID          string       `gorm:"column:id;primaryKey;not null"`
+	TenantID    string       `gorm:"column:tenant_id;not null;uniqueIndex:signing_keys_tenant_backend_version_key,priority:1;index:signing_keys_tenant_activates,priority:1"`
+	Backend     string       `gorm:"column:backend;not null;uniqueIndex:signing_keys_tenant_backend_version_key,priority:2"`
+	Version     int64        `gorm:"column:version;not null;uniqueIndex:signing_keys_tenant_backend_version_key,priority:3"`
+	Certificate []byte       `gorm:"column:certificate;not null"`
+	CreatedAt   int64        `gorm:"column:created_at;not null;autoCreateTime:false"`
+	ActivatesAt int64        `gorm:"column:activates_at;not null;index:signing_keys_tenant_activates,priority:2"`
+	RetiresAt   *int64       `gorm:"column:retires_at"`
+	Tenant      *v2TenantKey `gorm:"foreignKey:TenantID;references:ID"`
+}
+
+// TableName is the signing_keys table.
+func (v5SigningKey) TableName() string { return "signing_keys" }
+
+func migrate5(tx *gorm.DB) error {
+	return tx.Migrator().CreateTable(&v5SigningKey{})
 }

@@ -318,7 +318,7 @@ func (s *Store) ListTenants(ctx context.Context) ([]db.Tenant, error) {
 }
 
 // tenantTables are the tenant-scoped tables, children before parents.
-var tenantTables = []any{&legRow{}, &logoutRow{}, &participantRow{}, &sessionRow{}, &pendingRow{}, &replayRow{}, &appRow{}, &connectionRow{}}
+var tenantTables = []any{&signingKeyRow{}, &legRow{}, &logoutRow{}, &participantRow{}, &sessionRow{}, &pendingRow{}, &replayRow{}, &appRow{}, &connectionRow{}}
 
 // DeleteTenant deletes the tenant and every row of every table it owns, in one transaction.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {

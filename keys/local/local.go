@@ -103,6 +103,33 @@ func (s *Source) Forget(ctx context.Context, tenantID string) error {
 }
 
 func load(keyPath, certPath string) (*keys.KeyPair, error) {
+	rk, err := loadKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := os.ReadFile(certPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("certificate file %s is missing beside its key; restore it from a backup (deleting %s as well starts over with a new key, and every app and IdP must then fetch the new metadata)", filepath.Base(certPath), filepath.Base(keyPath))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read certificate of %s: %w", filepath.Base(keyPath), err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("certificate file %s holds no certificate", filepath.Base(certPath))
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse certificate %s: %w", filepath.Base(certPath), err)
+	}
+	if !rk.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("certificate %s does not match its key", filepath.Base(certPath))
+	}
+	return &keys.KeyPair{Signer: rk, Certificate: cert}, nil
+}
+
+// loadKey reads a PKCS #8 RSA key file, refusing one that others can read.
+func loadKey(keyPath string) (*rsa.PrivateKey, error) {
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, err
@@ -126,25 +153,7 @@ func load(keyPath, certPath string) (*keys.KeyPair, error) {
 	if !ok {
 		return nil, fmt.Errorf("key file %s does not hold an RSA key", filepath.Base(keyPath))
 	}
-	certPEM, err := os.ReadFile(certPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("certificate file %s is missing beside its key; restore it from a backup (deleting %s as well starts over with a new key, and every app and IdP must then fetch the new metadata)", filepath.Base(certPath), filepath.Base(keyPath))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read certificate of %s: %w", filepath.Base(keyPath), err)
-	}
-	cb, _ := pem.Decode(certPEM)
-	if cb == nil || cb.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("certificate file %s holds no certificate", filepath.Base(certPath))
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parse certificate %s: %w", filepath.Base(certPath), err)
-	}
-	if !rk.PublicKey.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("certificate %s does not match its key", filepath.Base(certPath))
-	}
-	return &keys.KeyPair{Signer: rk, Certificate: cert}, nil
+	return rk, nil
 }
 
 func (s *Source) create(tenantID, keyPath, certPath string) (*keys.KeyPair, error) {

@@ -14,7 +14,7 @@ import (
 //	BROKER_TEST_VAULT_BIN=$(bash scripts/vault-dev.sh bin) go test -run '^$' -bench Sign ./keys/vault/
 func BenchmarkSign(b *testing.B) {
 	v := startVault(b)
-	kp := keyPair(b, newSource(b, v.root(b), ""), tenantA)
+	kp := keyPair(b, newSource(b, v.Root(b), ""), tenantA)
 	local, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		b.Fatal(err)

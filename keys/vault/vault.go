@@ -1,9 +1,11 @@
 // Package vault is the production key backend: one Vault Transit key per tenant, created on first
 // use as a non-exportable RSA key, signing through transit/sign with PKCS #1 v1.5 over a digest
-// the broker computes, so the private key never leaves Vault. The certificate published in
-// metadata is self-signed through that same signer and kept as a public 0644 file per tenant
-// beside the broker's data (see docs/keys.md). Every failure to reach Vault wraps
-// keys.ErrUnavailable. Tokens and secret IDs are never logged.
+// the broker computes, so the private key never leaves Vault. The broker uses a Source as a
+// keys.Backend of a keys.Ring (backend.go: versions, rotation, BYOK import, deletion), which keeps
+// the certificates in the store; used alone as a keys.Source, a Source keeps each certificate as
+// a public 0644 file per tenant (the layout of earlier versions, still read to adopt keys; see
+// docs/keys.md). Every failure to reach Vault wraps keys.ErrUnavailable. Tokens and secret IDs
+// are never logged.
 package vault
 
 import (
@@ -70,6 +72,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
+	pubs    map[string]map[int]*rsa.PublicKey // Transit key name → version → public key
 }
 
 // entry is one tenant's cache slot; its own lock keeps a slow Vault call for one tenant from
@@ -251,6 +254,7 @@ type keyInfo struct {
 	typ             string
 	exportable      bool
 	supportsSigning bool
+	imported        bool
 	latest          int
 	public          map[int]*rsa.PublicKey
 }
@@ -318,6 +322,7 @@ func parseKeyInfo(name string, sec *api.Secret) (*keyInfo, error) {
 		Type            string `json:"type"`
 		Exportable      bool   `json:"exportable"`
 		SupportsSigning bool   `json:"supports_signing"`
+		Imported        bool   `json:"imported_key"`
 		LatestVersion   int    `json:"latest_version"`
 		// Version → {"public_key": PEM, ...} for asymmetric keys; a creation time otherwise.
 		Keys map[string]json.RawMessage `json:"keys"`
@@ -329,7 +334,7 @@ func parseKeyInfo(name string, sec *api.Secret) (*keyInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault key %s: %w", name, err)
 	}
-	info := &keyInfo{typ: raw.Type, exportable: raw.Exportable, supportsSigning: raw.SupportsSigning, latest: raw.LatestVersion, public: map[int]*rsa.PublicKey{}}
+	info := &keyInfo{typ: raw.Type, exportable: raw.Exportable, supportsSigning: raw.SupportsSigning, imported: raw.Imported, latest: raw.LatestVersion, public: map[int]*rsa.PublicKey{}}
 	for vs, rk := range raw.Keys {
 		var k struct {
 			PublicKey string `json:"public_key"`

@@ -31,6 +31,7 @@ import (
 
 	"github.com/sloworks/broker/keys"
 	"github.com/sloworks/broker/keys/vault"
+	"github.com/sloworks/broker/keys/vault/vaulttest"
 )
 
 // clock is the injected time for certificates.
@@ -148,7 +149,7 @@ func listTransitKeys(t testing.TB, root *api.Client) []string {
 
 func TestSignAndVerify(t *testing.T) {
 	v := startVault(t)
-	s := newSource(t, v.root(t), "")
+	s := newSource(t, v.Root(t), "")
 	kp := keyPair(t, s, tenantA)
 	msg := []byte("saml-bindings 3.4.4.1: SAMLRequest=...&RelayState=...&SigAlg=...")
 	tests := []struct {
@@ -208,7 +209,7 @@ func TestSignAndVerify(t *testing.T) {
 
 func TestCertificateIsTheTransitKey(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	s := newSource(t, root, dir)
 	kp := keyPair(t, s, tenantA)
@@ -261,7 +262,7 @@ func TestCertificateIsTheTransitKey(t *testing.T) {
 
 func TestKeyTypes(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	for _, tt := range []struct {
 		typ  string
 		bits int
@@ -320,7 +321,7 @@ func auditedSigns(t *testing.T, file string) map[string]int {
 
 func TestTenantsSignWithTheirOwnKeys(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	// Vault's audit log records the path of every request: the key each signature used.
 	audit := filepath.Join(t.TempDir(), "audit.log")
 	if err := root.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": audit}}); err != nil {
@@ -351,7 +352,7 @@ func TestTenantsSignWithTheirOwnKeys(t *testing.T) {
 
 func TestSecondSourceSameKey(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	first := keyPair(t, newSource(t, root, dir), tenantA)
 
@@ -377,7 +378,7 @@ func TestSecondSourceSameKey(t *testing.T) {
 
 func TestConcurrentFirstUse(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	// Two Sources (two broker processes on one data directory) and many callers at once.
 	sources := []*vault.Source{newSource(t, root, dir), newSource(t, root, dir)}
@@ -411,7 +412,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 
 func TestRefusedKeys(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	// Each refused key under its own tenant.
 	if _, err := root.Logical().Write("transit/keys/broker-exportable", map[string]any{"type": "rsa-2048", "exportable": true}); err != nil {
 		t.Fatal(err)
@@ -440,7 +441,7 @@ func TestRefusedKeys(t *testing.T) {
 
 func TestCertificateOfAnotherKey(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	keyPair(t, newSource(t, root, ""), tenantA) // A's key exists in Vault
 	b := keyPair(t, newSource(t, root, dir), tenantB)
@@ -461,9 +462,9 @@ func TestCertificateOfAnotherKey(t *testing.T) {
 func TestKeyGoneBehindItsCertificate(t *testing.T) {
 	dir := t.TempDir()
 	// The certificate was made on one Vault; this one (a wiped one, another mount) lacks the key.
-	first := keyPair(t, newSource(t, startVault(t).root(t), dir), tenantA)
+	first := keyPair(t, newSource(t, startVault(t).Root(t), dir), tenantA)
 	other := startVault(t)
-	root := other.root(t)
+	root := other.Root(t)
 	_, err := newSource(t, root, dir).KeyPair(context.Background(), tenantA)
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("KeyPair = %v; want an error saying the key behind the published certificate does not exist", err)
@@ -478,7 +479,7 @@ func TestKeyGoneBehindItsCertificate(t *testing.T) {
 
 func TestForget(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	dir := t.TempDir()
 	var logs bytes.Buffer
 	s := newSource(t, root, dir, func(o *vault.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
@@ -501,14 +502,7 @@ func TestForget(t *testing.T) {
 }
 
 // brokerPolicy is the least-privilege policy docs/keys.md shows.
-func brokerPolicy(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "broker-policy.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+func brokerPolicy(t *testing.T) string { return vaulttest.BrokerPolicy(t) }
 
 // TestDocsShowThePolicy: the policy an operator copies from docs/keys.md is the one tested here.
 func TestDocsShowThePolicy(t *testing.T) {
@@ -522,23 +516,13 @@ func TestDocsShowThePolicy(t *testing.T) {
 }
 
 // brokerToken creates a token with the broker's policy only (and Vault's default policy).
-func brokerToken(t *testing.T, root *api.Client) string {
-	t.Helper()
-	if err := root.Sys().PutPolicy("broker", brokerPolicy(t)); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"broker"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sec.Auth.ClientToken
-}
+func brokerToken(t *testing.T, root *api.Client) string { return vaulttest.BrokerTokenFrom(t, root) }
 
 func TestLeastPrivilegePolicy(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	token := brokerToken(t, root)
-	c := v.client(t, token)
+	c := v.Client(t, token)
 	// The policy is enough: create on first use, read, sign.
 	kp := keyPair(t, newSource(t, c, ""), tenantA)
 	sum := sha256.Sum256([]byte("assertion"))
@@ -580,12 +564,14 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 			_, err := c.Logical().Write("transit/keys/"+name+"/config", map[string]any{"exportable": true})
 			return err
 		}},
-		{"allow its deletion", func() error {
-			_, err := c.Logical().Write("transit/keys/"+name+"/config", map[string]any{"deletion_allowed": true})
+		{"make it exportable and deletable at once", func() error {
+			_, err := c.Logical().Write("transit/keys/"+name+"/config", map[string]any{"exportable": true, "deletion_allowed": true})
 			return err
 		}},
-		{"delete it", func() error { _, err := c.Logical().Delete("transit/keys/" + name); return err }},
-		{"rotate it", func() error { _, err := c.Logical().Write("transit/keys/"+name+"/rotate", nil); return err }},
+		{"raise its minimum versions", func() error {
+			_, err := c.Logical().Write("transit/keys/"+name+"/config", map[string]any{"min_decryption_version": 2})
+			return err
+		}},
 		{"trim it", func() error {
 			_, err := c.Logical().Write("transit/keys/"+name+"/trim", map[string]any{"min_available_version": 1})
 			return err
@@ -610,7 +596,7 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 
 func TestAppRoleLoginAndExpiredToken(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	if err := root.Sys().PutPolicy("broker", brokerPolicy(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -686,7 +672,7 @@ func TestAppRoleLoginAndExpiredToken(t *testing.T) {
 
 func TestOutageAndRecovery(t *testing.T) {
 	v := startVault(t)
-	root := v.root(t)
+	root := v.Root(t)
 	// A token with a recognisable value, to check it appears in no error and no log line.
 	const secretToken = "outage-test-token-0123456789"
 	if err := root.Sys().PutPolicy("broker", brokerPolicy(t)); err != nil {
@@ -696,7 +682,7 @@ func TestOutageAndRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	s := newSource(t, v.client(t, secretToken), "", func(o *vault.Options) {
+	s := newSource(t, v.Client(t, secretToken), "", func(o *vault.Options) {
 		o.Timeout = time.Second
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -721,7 +707,7 @@ func TestOutageAndRecovery(t *testing.T) {
 		errs = append(errs, err)
 	}
 
-	v.seal(t)
+	v.Seal(t)
 	start := time.Now()
 	check("sign while sealed", sign())
 	if d := time.Since(start); d > 3*time.Second {
@@ -731,7 +717,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	check("KeyPair of a new tenant while sealed", err)
 	check("Ping while sealed", s.Ping(context.Background()))
 
-	v.unseal(t)
+	v.Unseal(t)
 	// The same Source, the same signer: no restart.
 	if err := sign(); err != nil {
 		t.Errorf("sign after unseal: %v", err)
@@ -744,7 +730,7 @@ func TestOutageAndRecovery(t *testing.T) {
 	}
 
 	// Vault stopped: connection refused.
-	v.stop(t)
+	v.Stop(t)
 	check("sign with vault stopped", sign())
 	check("Ping with vault stopped", s.Ping(context.Background()))
 

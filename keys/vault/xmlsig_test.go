@@ -41,7 +41,7 @@ const assertionXML = `<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:as
 func TestXMLSignatureVerifiesWithXmlsec1(t *testing.T) {
 	xmlsec := needTool(t, "xmlsec1")
 	v := startVault(t)
-	kp := keyPair(t, newSource(t, v.root(t), ""), tenantA)
+	kp := keyPair(t, newSource(t, v.Root(t), ""), tenantA)
 	dir := t.TempDir()
 	certFile := filepath.Join(dir, "cert.pem")
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kp.Certificate.Raw}), 0o644); err != nil {
@@ -100,7 +100,7 @@ func TestXMLSignatureVerifiesWithXmlsec1(t *testing.T) {
 func TestRedirectSignatureVerifiesWithOpenssl(t *testing.T) {
 	openssl := needTool(t, "openssl")
 	v := startVault(t)
-	kp := keyPair(t, newSource(t, v.root(t), ""), tenantA)
+	kp := keyPair(t, newSource(t, v.Root(t), ""), tenantA)
 	dir := t.TempDir()
 	pub, err := x509.MarshalPKIXPublicKey(kp.Certificate.PublicKey)
 	if err != nil {

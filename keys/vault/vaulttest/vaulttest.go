@@ -1,7 +1,7 @@
-// Package vaulttest starts real Vault dev servers for tests: in memory, unsealed, root token
+// Package vaulttest starts a real Vault dev server for tests: in memory, unsealed, root token
 // "root", on a free 127.0.0.1 port, from the binary BROKER_TEST_VAULT_BIN names (scripts/test.sh
-// builds it with scripts/vault-dev.sh). Without that variable a test is skipped, or fails when
-// CI is set.
+// builds it with scripts/vault-dev.sh), killed when the test ends. Without BROKER_TEST_VAULT_BIN
+// the test is skipped, or failed when CI is set.
 package vaulttest
 
 import (
@@ -24,27 +24,25 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// RootToken is the dev server's root token.
-const RootToken = "root"
-
-// Server is one running dev server, killed when the test that started it ends.
+// Server is a running Vault dev server.
 type Server struct {
-	// Addr is the server's URL, http://127.0.0.1:PORT.
 	Addr string
 	cmd  *exec.Cmd
 	out  *syncBuffer
-	done chan struct{}
 
 	audit string // the audit log (EnableAudit)
 }
 
-// Start starts a dev server.
+// RootToken is the dev server's root token.
+const RootToken = "root"
+
+// Start starts a dev server for the test.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := os.Getenv("BROKER_TEST_VAULT_BIN")
 	if bin == "" {
 		const msg = "BROKER_TEST_VAULT_BIN is not set; build Vault and run: " +
-			"BROKER_TEST_VAULT_BIN=$(bash scripts/vault-dev.sh bin) go test ./... (or bash scripts/test.sh)"
+			"BROKER_TEST_VAULT_BIN=$(bash scripts/vault-dev.sh bin) go test ./keys/vault/ (or bash scripts/test.sh)"
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg)
 		}
@@ -74,16 +72,20 @@ func tryStart(t testing.TB, bin string) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start vault: %v", err)
 	}
-	v := &Server{Addr: "http://" + addr, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(v.done) }()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	stop := func() {
 		cmd.Process.Kill()
-		<-v.done
+		<-exited
 	}
+	v := &Server{Addr: "http://" + addr, cmd: cmd, out: out}
 	deadline := time.Now().Add(30 * time.Second)
-	for !v.Healthy() {
+	for {
+		if v.healthy() {
+			break
+		}
 		select {
-		case <-v.done:
+		case <-exited:
 			return nil, fmt.Errorf("vault exited:\n%s", out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -96,8 +98,8 @@ func tryStart(t testing.TB, bin string) (*Server, error) {
 	return v, nil
 }
 
-// Healthy reports whether Vault answers as initialized, unsealed and active (200).
-func (v *Server) Healthy() bool {
+// healthy reports whether Vault answers as initialized, unsealed and active (200).
+func (v *Server) healthy() bool {
 	c := &http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(v.Addr + "/v1/sys/health")
 	if err != nil {
@@ -157,6 +159,85 @@ func (v *Server) Root(t testing.TB) *api.Client {
 	return c
 }
 
+var unsealRE = regexp.MustCompile(`(?m)^Unseal Key: (\S+)$`)
+
+// unsealKey is the dev server's unseal key, from its banner.
+func (v *Server) unsealKey(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		if m := unsealRE.FindStringSubmatch(v.out.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no unseal key in vault's output:\n%s", v.out.String())
+	return ""
+}
+
+// Seal seals the server.
+func (v *Server) Seal(t testing.TB) {
+	t.Helper()
+	if err := v.Client(t, RootToken).Sys().Seal(); err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+}
+
+// Unseal unseals the server and waits until it is active.
+func (v *Server) Unseal(t testing.TB) {
+	t.Helper()
+	st, err := v.Client(t, RootToken).Sys().Unseal(v.unsealKey(t))
+	if err != nil {
+		t.Fatalf("unseal: %v", err)
+	}
+	if st.Sealed {
+		t.Fatal("still sealed after the unseal key")
+	}
+	// Unsealed is not yet active: wait until it serves requests again.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if v.healthy() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("vault not active 30s after unseal")
+}
+
+// Stop kills the server now (the cleanup then finds it gone).
+func (v *Server) Stop(t testing.TB) {
+	t.Helper()
+	v.cmd.Process.Kill()
+	for range 100 {
+		c := &http.Client{Timeout: time.Second}
+		if resp, err := c.Get(v.Addr + "/v1/sys/health"); err != nil {
+			return
+		} else {
+			resp.Body.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("vault still answers after kill")
+}
+
+// syncBuffer is a bytes.Buffer safe for a child process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // BrokerPolicy is the least-privilege policy docs/keys.md gives operators
 // (keys/vault/testdata/broker-policy.hcl).
 func BrokerPolicy(t testing.TB) string {
@@ -176,7 +257,13 @@ func BrokerPolicy(t testing.TB) string {
 // default policy).
 func (v *Server) BrokerToken(t testing.TB) string {
 	t.Helper()
-	root := v.Root(t)
+	return BrokerTokenFrom(t, v.Root(t))
+}
+
+// BrokerTokenFrom writes the broker's policy with root and returns a token with that policy only
+// (and Vault's default policy).
+func BrokerTokenFrom(t testing.TB, root *api.Client) string {
+	t.Helper()
 	if err := root.Sys().PutPolicy("broker", BrokerPolicy(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -185,82 +272,6 @@ func (v *Server) BrokerToken(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return sec.Auth.ClientToken
-}
-
-var unsealRE = regexp.MustCompile(`(?m)^Unseal Key: (\S+)$`)
-
-// unsealKey is the dev server's unseal key, from its banner.
-func (v *Server) unsealKey(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		if m := unsealRE.FindStringSubmatch(v.out.String()); m != nil {
-			return m[1]
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no unseal key in vault's output:\n%s", v.out.String())
-	return ""
-}
-
-// Seal seals the server: every request is refused until Unseal.
-func (v *Server) Seal(t testing.TB) {
-	t.Helper()
-	if err := v.Client(t, RootToken).Sys().Seal(); err != nil {
-		t.Fatalf("seal: %v", err)
-	}
-}
-
-// Unseal unseals the server and waits until it serves requests again.
-func (v *Server) Unseal(t testing.TB) {
-	t.Helper()
-	st, err := v.Client(t, RootToken).Sys().Unseal(v.unsealKey(t))
-	if err != nil {
-		t.Fatalf("unseal: %v", err)
-	}
-	if st.Sealed {
-		t.Fatal("still sealed after the unseal key")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if v.Healthy() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("vault not active 30s after unseal")
-}
-
-// Stop kills the server now (the cleanup then finds it gone).
-func (v *Server) Stop(t testing.TB) {
-	t.Helper()
-	v.cmd.Process.Kill()
-	select {
-	case <-v.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("vault did not exit 10s after kill")
-	}
-}
-
-// Output is what the server printed so far.
-func (v *Server) Output() string { return v.out.String() }
-
-// syncBuffer is a bytes.Buffer safe for a child process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // EnableAudit turns on Vault's file audit device, writing to path, so a test can read which
@@ -284,8 +295,8 @@ type Sign struct {
 	OK            bool   // answered without an error
 }
 
-// Signs returns the Transit sign requests in the audit log so far (EnableAudit first), in order.
-// A request Vault answered counts once, as answered.
+// Signs returns the Transit sign requests in the audit log so far (EnableAudit first), in order,
+// each once, as answered.
 func (v *Server) Signs(t testing.TB) []Sign {
 	t.Helper()
 	if v.audit == "" {

@@ -38,6 +38,7 @@ import (
 	"github.com/sloworks/broker/keys/local"
 	"github.com/sloworks/broker/providers"
 	"github.com/sloworks/broker/providers/generic"
+	"github.com/sloworks/broker/providers/salesforce"
 	"github.com/sloworks/broker/sso"
 	"github.com/sloworks/broker/tenants"
 )
@@ -129,7 +130,8 @@ func newHarness(t testing.TB) *harness {
 	}
 	h.keys = countingSource{Source: ks, n: &h.brokerSigs}
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.tenants = tenants.New(store, h.keys, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: http.DefaultClient, AllowHTTP: true}, logger)
+	h.tenants = tenants.New(store, h.keys, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: http.DefaultClient, AllowHTTP: true}, logger).
+		WithAppProviders(map[string]providers.AppProvider{"salesforce": salesforce.App})
 	base, _ := url.Parse(h.srv.URL)
 	h.sso = sso.New(sso.Config{BaseURL: base}, h.tenants, store, h.keys, logger, nil)
 	e := echo.New()

@@ -112,10 +112,11 @@ func readFront(c echo.Context) (*slo.Received, error) {
 // binding), at the endpoint's ResponseLocation or Location.
 func (h *Handler) initiator(c echo.Context, t *db.Tenant, rcv *slo.Received, req *slo.LogoutRequest, peer *slo.Peer, fromIdP bool) (*slo.Initiator, error) {
 	ctx := c.Request().Context()
-	ini := &slo.Initiator{Kind: "app", PeerID: peer.ID, RequestID: req.ID, RelayState: rcv.RelayState, Issuer: h.IdPEntityID(t.Slug)}
+	// The answer is signed as the peer's quirks (or an app's setting) say: RSA-SHA256 by default.
+	ini := &slo.Initiator{Kind: "app", PeerID: peer.ID, RequestID: req.ID, RelayState: rcv.RelayState, Issuer: h.IdPEntityID(t.Slug), SigAlg: peer.Quirks.LogoutSigAlg}
 	full := peer
 	if fromIdP {
-		ini.Kind, ini.Issuer, ini.SigAlg = "idp", h.SPEntityID(t.Slug), peer.Quirks.LogoutSigAlg
+		ini.Kind, ini.Issuer = "idp", h.SPEntityID(t.Slug)
 	} else {
 		p, err := h.Peers().AppPeer(ctx, t.ID, peer.ID)
 		if err != nil {

@@ -23,6 +23,15 @@ var migrations = []migration{
 	{version: 1, name: "create tables", up: migrate1},
 	{version: 2, name: "logout log and session lookups", up: migrate2},
 	{version: 3, name: "apps that refuse framed logout", up: migrate3},
+	{version: 4, name: "app provider and logout signature algorithm", up: migrate4},
+}
+
+// migrate4 adds apps.provider and apps.logout_sig_alg (empty for the defaults).
+func migrate4(tx *gorm.DB) error {
+	if err := tx.Exec("ALTER TABLE apps ADD COLUMN provider TEXT NOT NULL DEFAULT ''").Error; err != nil {
+		return err
+	}
+	return tx.Exec("ALTER TABLE apps ADD COLUMN logout_sig_alg TEXT NOT NULL DEFAULT ''").Error
 }
 
 // migrate3 adds apps.no_frame_logout.

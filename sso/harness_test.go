@@ -130,7 +130,7 @@ func newHarness(t testing.TB) *harness {
 	}
 	h.keys = countingSource{Source: ks, n: &h.brokerSigs}
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.tenants = tenants.New(store, h.keys, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: http.DefaultClient, AllowHTTP: true}, logger).
+	h.tenants = tenants.New(store, h.keys, map[string]providers.Provider{"generic": generic.New(), "google": generic.Google()}, providers.Env{HTTPClient: http.DefaultClient, AllowHTTP: true}, logger).
 		WithAppProviders(map[string]providers.AppProvider{"salesforce": salesforce.App})
 	base, _ := url.Parse(h.srv.URL)
 	h.sso = sso.New(sso.Config{BaseURL: base}, h.tenants, store, h.keys, logger, nil)
@@ -185,6 +185,12 @@ func (h *harness) addTenant(slug string) *tenantFixture { return h.addTenantWith
 
 // addTenantWith adds a tenant whose generic connection config has the extra keys.
 func (h *harness) addTenantWith(slug string, extra map[string]any) *tenantFixture {
+	return h.addTenantProvider(slug, "generic", extra)
+}
+
+// addTenantProvider adds a tenant whose connection is of the provider (generic or a preset),
+// with the extra config keys.
+func (h *harness) addTenantProvider(slug, provider string, extra map[string]any) *tenantFixture {
 	ctx := context.Background()
 	tn, err := h.tenants.CreateTenant(ctx, slug, strings.ToUpper(slug))
 	if err != nil {
@@ -196,7 +202,7 @@ func (h *harness) addTenantWith(slug string, extra map[string]any) *tenantFixtur
 		conf[k] = v
 	}
 	cfg, _ := json.Marshal(conf)
-	if _, _, err := h.tenants.CreateConnection(ctx, tn, "generic", "idp", cfg); err != nil {
+	if _, _, err := h.tenants.CreateConnection(ctx, tn, provider, "idp", cfg); err != nil {
 		h.t.Fatal(err)
 	}
 	fx := &tenantFixture{tenant: tn, idp: idp}

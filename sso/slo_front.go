@@ -87,6 +87,7 @@ func (h *Handler) sloFront(c echo.Context, fromIdP bool) error {
 	h.logger.InfoContext(ctx, "logout started", "tenant", t.Slug, "from", peer.Name, "binding", string(rcv.Binding), "request_id", req.ID, "logout", lo.ID, "sessions", len(lo.SessionIDs))
 	// The browser's broker session is over; the logout page is its own.
 	h.clearSessionCookie(c, t.Slug)
+	h.setReauthCookie(c, t.Slug)
 	h.setLogoutCookie(c, t.Slug, lo.ID, lo.Deadline)
 	return c.Redirect(http.StatusFound, h.tenantURL(t.Slug, "/logout/"+lo.ID))
 }

@@ -202,3 +202,30 @@ func TestCreateAppProviderValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestSalesforceAppNoAnswerDiagnosis: a Salesforce app whose iframe never answers is settled as
+// no answer with what Salesforce as an app is known to need (one SessionIndex, none over 512
+// characters, its Single Logout settings), after the engine's own account.
+func TestSalesforceAppNoAnswerDiagnosis(t *testing.T) {
+	h := newHarness(t)
+	e := h.engine()
+	e.LegTimeout = 300 * time.Millisecond
+	h.sso.SetLogout(e)
+	initiator := h.addFrontApp(t, "acme", "intranet")
+	crm := h.addFrontAppWith(t, "acme", tenants.AppInput{Name: "sfcrm", Provider: "salesforce"}, binding.SigAlgRSASHA1)
+	b := h.browser()
+	ai := b.signIn(t, "acme", initiator.testApp)
+	b.signIn(t, "acme", crm.testApp)
+	r := b.get(initiator.logoutURL(t, ai, "_nd1"))
+	if r.status != http.StatusFound {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	b.get(r.location)
+	time.Sleep(400 * time.Millisecond) // the browser never loads the iframe
+	b.get(r.location)
+	_, legs := h.legsOfLatestLogout(t, "acme")
+	l := legs["sfcrm"]
+	if l.ErrorClass != slo.ClassNoAnswer || !strings.Contains(l.Diagnosis, "did not answer in the browser") || !strings.Contains(l.Diagnosis, "over 512 characters") {
+		t.Errorf("Salesforce app leg: %q %q; want no_answer with the engine's and Salesforce's diagnoses", l.ErrorClass, l.Diagnosis)
+	}
+}

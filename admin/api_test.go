@@ -27,6 +27,7 @@ import (
 	"github.com/sloworks/broker/keys/local"
 	"github.com/sloworks/broker/providers"
 	"github.com/sloworks/broker/providers/generic"
+	"github.com/sloworks/broker/providers/salesforce"
 	"github.com/sloworks/broker/slo"
 	"github.com/sloworks/broker/sso"
 	"github.com/sloworks/broker/tenants"
@@ -57,7 +58,8 @@ func newAPI(t *testing.T, allowHTTP bool) *api {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	ts := tenants.New(store, ks, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: &http.Client{Timeout: 3 * time.Second}, AllowHTTP: allowHTTP}, logger)
+	ts := tenants.New(store, ks, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: &http.Client{Timeout: 3 * time.Second}, AllowHTTP: allowHTTP}, logger).
+		WithAppProviders(map[string]providers.AppProvider{"salesforce": salesforce.App})
 	base, _ := url.Parse("https://broker.example")
 	h := sso.New(sso.Config{BaseURL: base}, ts, store, ks, logger, nil)
 	e := echo.New()
@@ -294,6 +296,9 @@ func TestApps(t *testing.T) {
 		{"javascript: ACS", map[string]any{"name": "wiki", "metadata_xml": spMetadata("https://wiki.example", "javascript:alert(document.cookie)")}, "metadata_xml", "scheme \"javascript\""},
 		{"data: ACS", map[string]any{"name": "wiki", "metadata_xml": spMetadata("https://wiki.example", "data:text/html,hi")}, "metadata_xml", "scheme \"data\""},
 		{"idp metadata given as app", map[string]any{"name": "wiki", "metadata_xml": idpMetadata("https://idp.example/sso", true)}, "metadata_xml", "no SPSSODescriptor"},
+		{"unknown provider", map[string]any{"name": "wiki", "provider": "workday", "metadata_xml": spMetadata("https://wiki.example", "https://wiki.example/acs")}, "provider", "known app providers: generic, salesforce"},
+		{"provider not a string", map[string]any{"name": "wiki", "provider": true, "metadata_xml": spMetadata("https://wiki.example", "https://wiki.example/acs")}, "provider", ""},
+		{"unknown algorithm", map[string]any{"name": "wiki", "logout_signature_algorithm": "sha1", "metadata_xml": spMetadata("https://wiki.example", "https://wiki.example/acs")}, "logout_signature_algorithm", `use "rsa-sha256" or "rsa-sha1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantError(t, a.do("POST", path, tc.body), 400, "invalid_request", tc.field, tc.msg)
@@ -321,4 +326,50 @@ func TestApps(t *testing.T) {
 		t.Fatalf("delete: %d", r.status)
 	}
 	wantError(t, a.do("GET", path+"/"+id, nil), 404, "not_found", "", "not found")
+}
+
+// TestAppProviders: an app's provider and logout algorithm show in create, get and list; a
+// Salesforce app logs out with RSA-SHA1 by default (with a warning), front channel only.
+func TestAppProviders(t *testing.T) {
+	a := newAPI(t, false)
+	a.do("POST", "/api/v1/tenants", map[string]string{"slug": "acme"})
+	path := "/api/v1/tenants/acme/apps"
+	for _, tc := range []struct {
+		name, provider, alg string
+		wantProvider        string
+		wantAlg             string
+		frontOnly, warning  bool
+	}{
+		{"wiki", "", "", "generic", "rsa-sha256", false, false},
+		{"legacy", "generic", "rsa-sha1", "generic", "rsa-sha1", false, true},
+		{"crm", "salesforce", "", "salesforce", "rsa-sha1", true, true},
+		{"crm2", "salesforce", "rsa-sha256", "salesforce", "rsa-sha256", true, false},
+	} {
+		body := map[string]any{"name": tc.name, "metadata_xml": spMetadata("https://"+tc.name+".example", "https://"+tc.name+".example/acs")}
+		if tc.provider != "" {
+			body["provider"] = tc.provider
+		}
+		if tc.alg != "" {
+			body["logout_signature_algorithm"] = tc.alg
+		}
+		r := a.do("POST", path, body)
+		if r.status != 201 {
+			t.Fatalf("%s: %d %s", tc.name, r.status, r.raw)
+		}
+		for _, got := range []reply{r, a.do("GET", path+"/"+r.body["id"].(string), nil)} {
+			if got.body["provider"] != tc.wantProvider || got.body["logout_signature_algorithm"] != tc.wantAlg || got.body["front_channel_logout_only"] != tc.frontOnly ||
+				(len(got.body["warnings"].([]any)) > 0) != tc.warning {
+				t.Errorf("%s: %s", tc.name, got.raw)
+			}
+		}
+	}
+	list := a.do("GET", path, nil)
+	seen := map[string]any{}
+	for _, v := range list.body["apps"].([]any) {
+		app := v.(map[string]any)
+		seen[app["name"].(string)] = app["provider"]
+	}
+	if seen["crm"] != "salesforce" || seen["wiki"] != "generic" {
+		t.Errorf("list: %v", seen)
+	}
 }

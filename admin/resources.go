@@ -221,20 +221,40 @@ func (a *API) deleteConnection(c echo.Context) error {
 
 // appView is an app as the API shows it.
 type appView struct {
-	ID           string         `json:"id"`
-	Name         string         `json:"name"`
-	EntityID     string         `json:"entity_id"`
-	MetadataURL  string         `json:"metadata_url,omitempty"`
-	SignResponse bool           `json:"sign_response"`
-	NoFrame      bool           `json:"no_frame_logout"`
-	CreatedAt    time.Time      `json:"created_at"`
-	ACS          []endpointView `json:"acs_endpoints"`
-	SLO          []endpointView `json:"slo_endpoints"`
-	Error        string         `json:"error,omitempty"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	EntityID     string `json:"entity_id"`
+	MetadataURL  string `json:"metadata_url,omitempty"`
+	SignResponse bool   `json:"sign_response"`
+	NoFrame      bool   `json:"no_frame_logout"`
+	// Provider is the product the app is ("generic" for any SAML SP).
+	Provider string `json:"provider"`
+	// LogoutSigAlg is the algorithm of logout messages with this app, as its provider and its
+	// logout_signature_algorithm setting make it ("rsa-sha256", "rsa-sha1").
+	LogoutSigAlg string `json:"logout_signature_algorithm"`
+	// FrontChannelOnly: the app is never sent a SOAP LogoutRequest.
+	FrontChannelOnly bool           `json:"front_channel_logout_only"`
+	Warnings         []string       `json:"warnings"`
+	CreatedAt        time.Time      `json:"created_at"`
+	ACS              []endpointView `json:"acs_endpoints"`
+	SLO              []endpointView `json:"slo_endpoints"`
+	Error            string         `json:"error,omitempty"`
 }
 
 func (a *API) appView(app *db.App, sp *metadata.SP) appView {
-	v := appView{ID: app.ID, Name: app.Name, EntityID: app.EntityID, MetadataURL: app.MetadataURL, SignResponse: app.SignResponse, NoFrame: app.NoFrameLogout, CreatedAt: app.CreatedAt, ACS: []endpointView{}, SLO: []endpointView{}}
+	v := appView{ID: app.ID, Name: app.Name, EntityID: app.EntityID, MetadataURL: app.MetadataURL, SignResponse: app.SignResponse, NoFrame: app.NoFrameLogout, Provider: app.Provider, Warnings: []string{}, CreatedAt: app.CreatedAt, ACS: []endpointView{}, SLO: []endpointView{}}
+	if v.Provider == "" {
+		v.Provider = "generic"
+	}
+	q, err := a.tenants.AppQuirks(app)
+	if err != nil {
+		v.Error = err.Error()
+		return v
+	}
+	v.LogoutSigAlg, v.FrontChannelOnly = providers.SigAlgName(q.LogoutSigAlg), q.FrontChannelOnly
+	if q.LogoutSigAlg == providers.SigAlgRSASHA1 {
+		v.Warnings = append(v.Warnings, "RSA-SHA1 is used toward this app for logout messages, and accepted from it (from no other app)")
+	}
 	if sp == nil {
 		var err error
 		if sp, err = a.tenants.AppMetadata(app); err != nil {
@@ -263,15 +283,20 @@ func (a *API) createApp(c echo.Context) error {
 		SignResponse bool   `json:"sign_response"`
 		// NoFrameLogout: the app's logout page refuses to be framed.
 		NoFrameLogout bool `json:"no_frame_logout"`
+		// Provider is the product the app is: "" or "generic" (any SAML SP), "salesforce".
+		Provider string `json:"provider"`
+		// LogoutSigAlg: "" (the provider's default), "rsa-sha256" or "rsa-sha1".
+		LogoutSigAlg string `json:"logout_signature_algorithm"`
 	}
 	if err := decode(c, &in); err != nil {
 		return a.fail(c, err)
 	}
-	app, sp, err := a.tenants.CreateApp(c.Request().Context(), t, tenants.AppInput{Name: in.Name, MetadataURL: in.MetadataURL, MetadataXML: in.MetadataXML, SignResponse: in.SignResponse, NoFrameLogout: in.NoFrameLogout})
+	app, sp, err := a.tenants.CreateApp(c.Request().Context(), t, tenants.AppInput{Name: in.Name, MetadataURL: in.MetadataURL, MetadataXML: in.MetadataXML, SignResponse: in.SignResponse, NoFrameLogout: in.NoFrameLogout,
+		Provider: in.Provider, LogoutSignatureAlgorithm: in.LogoutSigAlg})
 	if err != nil {
 		return a.fail(c, err)
 	}
-	a.logger.InfoContext(c.Request().Context(), "app created", "tenant", t.Slug, "app", app.Name, "entity_id", app.EntityID)
+	a.logger.InfoContext(c.Request().Context(), "app created", "tenant", t.Slug, "app", app.Name, "entity_id", app.EntityID, "provider", app.Provider)
 	return c.JSON(http.StatusCreated, a.appView(app, sp))
 }
 

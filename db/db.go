@@ -58,7 +58,13 @@ type App struct {
 	// NoFrameLogout: the app's logout page refuses to be framed, so front-channel logout reaches
 	// it by a redirect step of the browser instead of an iframe.
 	NoFrameLogout bool
-	CreatedAt     time.Time
+	// Provider names the product the app is ("" or "generic": any SAML SP; "salesforce"), whose
+	// quirks toward the broker the logout engine reads.
+	Provider string
+	// LogoutSigAlg is the app's logout_signature_algorithm setting: "" for its provider's default,
+	// "rsa-sha256" or "rsa-sha1" (RSA-SHA1 is then used toward this app and accepted from it only).
+	LogoutSigAlg string
+	CreatedAt    time.Time
 }
 
 // Session is a broker session: one sign-in of one user at the tenant's IdP.

@@ -395,8 +395,10 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 	legs := make([]db.LogoutLeg, 0, len(all))
 	for _, l := range all {
 		rec := legRecord(l, now)
-		if l.Channel != ChannelNone && l.Channel != ChannelSOAP {
+		if l.Channel != ChannelNone && (l.Channel != ChannelSOAP || (lg.browser && l.Peer.Upstream)) {
 			// A front-channel request is kept unsigned; it is signed when the browser fetches it.
+			// So is the IdP's SOAP leg of a logout with a browser: it runs last, when the browser
+			// comes back from the apps' legs (Continue).
 			sent, err := serialize(l.Request.Element())
 			if err != nil {
 				return nil, nil, err

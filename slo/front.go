@@ -179,13 +179,16 @@ func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID
 			}
 			continue
 		}
+		if l.Target == "upstream" && l.Channel == string(ChannelSOAP) {
+			continue // the IdP's back-channel leg runs after the apps' legs, below
+		}
 		if l.State == db.LegPending {
 			if now.Before(lo.Deadline) {
 				waiting = true
 				continue
 			}
-			e.finish(ctx, l, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(l.StartedAt),
-				Diagnosis: fmt.Sprintf("%s did not answer in the browser within the logout's time limit (its logout page may refuse to be framed, or need its own cookie)", l.TargetName)})
+			e.settleNoAnswer(ctx, fp, l, now.Sub(l.StartedAt),
+				fmt.Sprintf("%s did not answer in the browser within the logout's time limit (its logout page may refuse to be framed, or need its own cookie)", l.TargetName))
 		}
 	}
 	if waiting {
@@ -195,6 +198,10 @@ func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID
 		if legs[i].Target == "upstream" && IsStep(&legs[i]) {
 			steps = append(steps, &legs[i]) // the IdP's step comes last
 		}
+		if l := &legs[i]; l.Target == "upstream" && l.Channel == string(ChannelSOAP) && l.State == db.LegPending {
+			// The IdP over SOAP, last: while this browser request waits (one leg timeout at most).
+			e.runUpstreamSOAP(ctx, fp, tenantID, l)
+		}
 	}
 	for _, l := range steps {
 		if l.State != db.LegPending {
@@ -203,11 +210,9 @@ func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID
 		switch {
 		case e.sentBefore(l, lo.StartedAt):
 			// The browser came back here without the peer's answer.
-			e.finish(ctx, l, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(l.StartedAt),
-				Diagnosis: l.TargetName + " did not send the browser back with its LogoutResponse"})
+			e.settleNoAnswer(ctx, fp, l, now.Sub(l.StartedAt), l.TargetName+" did not send the browser back with its LogoutResponse")
 		case now.After(lo.Deadline.Add(e.timeout())):
-			e.finish(ctx, l, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(l.StartedAt),
-				Diagnosis: l.TargetName + " was not reached within the logout's time limit"})
+			e.settleNoAnswer(ctx, fp, l, now.Sub(l.StartedAt), l.TargetName+" was not reached within the logout's time limit")
 		default:
 			out, err := e.SendFront(ctx, fp, tenantID, l, lo.ID)
 			if err == nil {
@@ -234,6 +239,55 @@ func (e *Engine) Continue(ctx context.Context, fp FrontPeers, tenantID, logoutID
 		return nil, err
 	}
 	return &Step{Send: out, Done: true, Logout: lo, Legs: legs}, nil
+}
+
+// runUpstreamSOAP runs the IdP's back-channel leg of a logout with a browser, after the apps'
+// legs: its request, kept unsigned when the logout was planned, is dated now, signed and sent.
+func (e *Engine) runUpstreamSOAP(ctx context.Context, fp FrontPeers, tenantID string, rec *db.LogoutLeg) {
+	fail := func(format string, args ...any) {
+		e.finish(ctx, rec, &Result{ErrorClass: ClassSigningUnavailable, Diagnosis: fmt.Sprintf(format, args...)})
+	}
+	peer, err := e.legPeer(ctx, fp, tenantID, rec)
+	if err != nil {
+		fail("the LogoutRequest to %s could not be sent: %v", rec.TargetName, err)
+		return
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(rec.Sent); err != nil || doc.Root() == nil {
+		fail("the LogoutRequest to %s could not be sent: stored request: %v", rec.TargetName, err)
+		return
+	}
+	req, err := ParseLogoutRequest(doc.Root())
+	if err != nil {
+		fail("the LogoutRequest to %s could not be sent: stored request: %v", rec.TargetName, err)
+		return
+	}
+	ep, ok := endpoint(peer.SLO, providers.BindingSOAP)
+	if !ok {
+		fail("%s no longer has a SOAP SingleLogoutService", rec.TargetName)
+		return
+	}
+	now := e.now()
+	req.IssueInstant, req.NotOnOrAfter = now, now.Add(e.timeout())
+	l := &Leg{Peer: peer, Channel: ChannelSOAP, Endpoint: ep, Request: req, SigAlg: peer.Quirks.LogoutSigAlg}
+	signer := func(alg string) (*Signer, error) { return e.Signers(ctx, tenantID, alg) }
+	for _, r := range RunBack(ctx, []*Leg{l}, e.SOAP, signer, e.timeout()) {
+		rec.Sent = nil // the signed request replaces the planned one
+		e.finish(ctx, rec, r)
+	}
+}
+
+// settleNoAnswer records a leg whose answer never came back through the browser, with what the
+// peer's product says that means (e.g. Salesforce's "We are unable to log you out.") when the peer
+// can still be found.
+func (e *Engine) settleNoAnswer(ctx context.Context, fp FrontPeers, l *db.LogoutLeg, latency time.Duration, diagnosis string) {
+	r := &Result{ErrorClass: ClassNoAnswer, Latency: latency, Diagnosis: diagnosis}
+	if fp != nil {
+		if peer, err := e.legPeer(ctx, fp, l.TenantID, l); err == nil {
+			r.Leg = &Leg{Peer: peer}
+		}
+	}
+	e.finish(ctx, l, r)
 }
 
 // IsStep reports whether a leg is a step of the browser (Redirect or POST, one after the other)
@@ -311,8 +365,9 @@ func (e *Engine) SettleAbandoned(ctx context.Context, now time.Time) (int, error
 		for i := range legs {
 			l := &legs[i]
 			if l.State == db.LegPending {
-				e.finish(ctx, l, &Result{ErrorClass: ClassNoAnswer, Latency: now.Sub(l.StartedAt),
-					Diagnosis: fmt.Sprintf("%s never answered: the user's browser left the logout before this leg was done", l.TargetName)})
+				fp, _ := e.Peers.(FrontPeers)
+				e.settleNoAnswer(ctx, fp, l, now.Sub(l.StartedAt),
+					fmt.Sprintf("%s never answered: the user's browser left the logout before this leg was done", l.TargetName))
 			}
 		}
 		if _, _, err := e.complete(ctx, &lo); err != nil {

@@ -134,9 +134,10 @@ func frontEndpoint(p *Peer) (providers.Endpoint, Channel, bool) {
 }
 
 // sessionIndexes applies the peer's SessionIndex quirks: a peer that keeps only the first gets
-// only the first; none longer than the peer accepts.
-func sessionIndexes(p *Peer) []string {
-	out := p.SessionIndexes
+// only the first; none longer than the peer accepts (those are returned as tooLong: never
+// truncated, since a shortened SessionIndex names no session).
+func sessionIndexes(p *Peer) (out, tooLong []string) {
+	out = p.SessionIndexes
 	if p.Quirks.SessionIndex == providers.SessionIndexFirstOnly && len(out) > 1 {
 		out = out[:1]
 	}
@@ -145,11 +146,13 @@ func sessionIndexes(p *Peer) []string {
 		for _, si := range out {
 			if len(si) <= max {
 				kept = append(kept, si)
+			} else {
+				tooLong = append(tooLong, si)
 			}
 		}
 		out = kept
 	}
-	return out
+	return out, tooLong
 }
 
 // MakePlan decides each peer's channel: SOAP where its metadata has a SOAP SingleLogoutService and
@@ -157,11 +160,17 @@ func sessionIndexes(p *Peer) []string {
 // the peer is recorded as unreachable.
 func MakePlan(in PlanInput) *Plan {
 	p := &Plan{}
+	tooLong := map[*Leg][]string{}
 	leg := func(peer *Peer, issuer string) *Leg {
-		return &Leg{Peer: peer, SigAlg: peer.Quirks.LogoutSigAlg, Request: &LogoutRequest{
+		sis, long := sessionIndexes(peer)
+		l := &Leg{Peer: peer, SigAlg: peer.Quirks.LogoutSigAlg, Request: &LogoutRequest{
 			ID: in.NewID(), Version: "2.0", IssueInstant: in.Now, Issuer: issuer, Reason: in.Reason,
-			NotOnOrAfter: in.Now.Add(in.Timeout), NameID: peer.NameID, SessionIndexes: sessionIndexes(peer),
+			NotOnOrAfter: in.Now.Add(in.Timeout), NameID: peer.NameID, SessionIndexes: sis,
 		}}
+		if len(long) > 0 {
+			tooLong[l] = long
+		}
+		return l
 	}
 	place := func(peer *Peer, l *Leg) {
 		if peer.Quirks.NoSLO || len(peer.SLO) == 0 {
@@ -170,6 +179,12 @@ func MakePlan(in PlanInput) *Plan {
 			if peer.Quirks.NoSLO {
 				l.Reason = fmt.Sprintf("%s does not support SAML Single Logout; its own session was not ended", peer.Name)
 			}
+			return
+		}
+		if long := tooLong[l]; peer.Quirks.RequireSessionIndex && len(l.Request.SessionIndexes) == 0 && len(long) > 0 {
+			l.Channel = ChannelNone
+			l.Reason = fmt.Sprintf("the SessionIndex of this session for %s is %d characters long, and %s refuses one over %d; "+
+				"a shortened one would name no session, so nothing was sent and its own session was not ended", peer.Name, len(long[0]), peer.Name, peer.Quirks.MaxSessionIndexLen)
 			return
 		}
 		if peer.Quirks.RequireSessionIndex && len(l.Request.SessionIndexes) == 0 {

@@ -116,3 +116,26 @@ func TestProviderDiagnosis(t *testing.T) {
 		t.Errorf("a confirmed leg got a diagnosis: %q", ok.Diagnosis)
 	}
 }
+
+// A Salesforce app (salesforce.AppQuirks) gets exactly one SessionIndex; one over 512 characters
+// is neither truncated nor sent: the leg is not planned, and the log says why.
+func TestMakePlanSessionIndexTooLong(t *testing.T) {
+	q := providers.Quirks{SessionIndex: providers.SessionIndexFirstOnly, MaxSessionIndexLen: 512, RequireSessionIndex: true, FrontChannelOnly: true, LogoutSigAlg: binding.SigAlgRSASHA1}
+	sf := &Peer{ID: "a1", Name: "crm", SLO: []providers.Endpoint{ep(providers.BindingSOAP, "https://crm/soap"), ep(providers.BindingRedirect, "https://crm/slo")}, Quirks: q,
+		SessionIndexes: []string{strings.Repeat("s", 513)}}
+	p := MakePlan(PlanInput{Apps: []*Peer{sf}, Browser: true, NewID: counter(), Timeout: time.Second})
+	if len(p.Unreachable) != 1 || len(p.Front) != 0 || len(p.Back) != 0 {
+		t.Fatalf("over-long SessionIndex planned: front %+v back %+v", p.Front, p.Back)
+	}
+	if r := p.Unreachable[0].Reason; !strings.Contains(r, "513 characters") || !strings.Contains(r, "over 512") {
+		t.Errorf("reason %q does not say the SessionIndex is too long", r)
+	}
+	sf.SessionIndexes = []string{strings.Repeat("s", 512), "_second"}
+	p = MakePlan(PlanInput{Apps: []*Peer{sf}, Browser: true, NewID: counter(), Timeout: time.Second})
+	if len(p.Front) != 1 || p.Front[0].Channel != ChannelIframe || len(p.Front[0].Request.SessionIndexes) != 1 || len(p.Front[0].Request.SessionIndexes[0]) != 512 {
+		t.Fatalf("512 characters is allowed, one SessionIndex, never SOAP: %+v", p.Front)
+	}
+	if p := MakePlan(PlanInput{Apps: []*Peer{sf}, Browser: false, NewID: counter(), Timeout: time.Second}); len(p.Back) != 0 || len(p.Unreachable) != 1 {
+		t.Fatalf("front-channel-only app given a SOAP leg without a browser: %+v", p.Back)
+	}
+}

@@ -100,6 +100,7 @@ func (h *Handler) spACS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.clearReauthCookie(c, t.Slug) // signed in again: a later sign-in is not "after a logout"
 	h.logger.InfoContext(ctx, "signed in at idp", "tenant", t.Slug, "idp", up.EntityID, "session", sess.ID, "app", app.Name)
 	return h.issue(c, t, sess, app, sp, issueTarget{acs: pending.ACSURL, inResponseTo: pending.AppRequestID, relayState: pending.RelayState, nameIDFormat: pending.NameIDFormat})
 }

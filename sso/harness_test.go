@@ -38,6 +38,7 @@ import (
 	"github.com/sloworks/broker/keys/local"
 	"github.com/sloworks/broker/providers"
 	"github.com/sloworks/broker/providers/generic"
+	"github.com/sloworks/broker/providers/salesforce"
 	"github.com/sloworks/broker/sso"
 	"github.com/sloworks/broker/tenants"
 )
@@ -137,7 +138,8 @@ func newHarnessWith(t testing.TB, keySource func(store *sqlite.Store, dir string
 	}
 	h.keys = countingSource{Source: ks, n: &h.brokerSigs}
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.tenants = tenants.New(store, h.keys, map[string]providers.Provider{"generic": generic.New()}, providers.Env{HTTPClient: http.DefaultClient, AllowHTTP: true}, logger)
+	h.tenants = tenants.New(store, h.keys, map[string]providers.Provider{"generic": generic.New(), "google": generic.Google()}, providers.Env{HTTPClient: http.DefaultClient, AllowHTTP: true}, logger).
+		WithAppProviders(map[string]providers.AppProvider{"salesforce": salesforce.App})
 	base, _ := url.Parse(h.srv.URL)
 	h.sso = sso.New(sso.Config{BaseURL: base}, h.tenants, store, h.keys, logger, nil)
 	e := echo.New()
@@ -191,6 +193,12 @@ func (h *harness) addTenant(slug string) *tenantFixture { return h.addTenantWith
 
 // addTenantWith adds a tenant whose generic connection config has the extra keys.
 func (h *harness) addTenantWith(slug string, extra map[string]any) *tenantFixture {
+	return h.addTenantProvider(slug, "generic", extra)
+}
+
+// addTenantProvider adds a tenant whose connection is of the provider (generic or a preset),
+// with the extra config keys.
+func (h *harness) addTenantProvider(slug, provider string, extra map[string]any) *tenantFixture {
 	ctx := context.Background()
 	tn, err := h.tenants.CreateTenant(ctx, slug, strings.ToUpper(slug))
 	if err != nil {
@@ -202,7 +210,7 @@ func (h *harness) addTenantWith(slug string, extra map[string]any) *tenantFixtur
 		conf[k] = v
 	}
 	cfg, _ := json.Marshal(conf)
-	if _, _, err := h.tenants.CreateConnection(ctx, tn, "generic", "idp", cfg); err != nil {
+	if _, _, err := h.tenants.CreateConnection(ctx, tn, provider, "idp", cfg); err != nil {
 		h.t.Fatal(err)
 	}
 	fx := &tenantFixture{tenant: tn, idp: idp}

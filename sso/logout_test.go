@@ -45,6 +45,13 @@ func (h *harness) addSOAPAppB(t testing.TB, slug, name string) *soapSP {
 // registerApp starts an app's server with handler and registers it with the tenant: an HTTP-POST
 // ACS at /acs and one SingleLogoutService of the binding at sloPath.
 func (h *harness) registerApp(t testing.TB, slug, name string, handler http.HandlerFunc, sloBinding, sloPath string) (*testApp, *httptest.Server) {
+	return h.registerAppWith(t, slug, tenants.AppInput{Name: name}, handler, sloBinding, sloPath)
+}
+
+// registerAppWith is registerApp with the app's settings (in.Name names it; the metadata is made
+// here).
+func (h *harness) registerAppWith(t testing.TB, slug string, in tenants.AppInput, handler http.HandlerFunc, sloBinding, sloPath string) (*testApp, *httptest.Server) {
+	name := in.Name
 	app := &testApp{entityID: "https://" + name + ".example/metadata", peerKey: testKey(t, "app-"+name)}
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
@@ -60,7 +67,8 @@ func (h *harness) registerApp(t testing.TB, slug, name string, handler http.Hand
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := h.tenants.CreateApp(context.Background(), h.fx[slug].tenant, tenants.AppInput{Name: name, MetadataXML: string(md)}); err != nil {
+	in.MetadataXML = string(md)
+	if _, _, err := h.tenants.CreateApp(context.Background(), h.fx[slug].tenant, in); err != nil {
 		t.Fatal(err)
 	}
 	return app, srv

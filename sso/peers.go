@@ -43,7 +43,11 @@ func (p Peers) AppPeer(ctx context.Context, tenantID, appID string) (*slo.Peer, 
 	if err != nil {
 		return nil, err
 	}
-	peer := &slo.Peer{ID: app.ID, Name: app.Name, EntityID: app.EntityID, Certs: sp.SigningCerts, NoFrame: app.NoFrameLogout}
+	q, err := p.h.tenants.AppQuirks(app)
+	if err != nil {
+		return nil, err
+	}
+	peer := &slo.Peer{ID: app.ID, Name: app.Name, EntityID: app.EntityID, Certs: sp.SigningCerts, Quirks: q, NoFrame: app.NoFrameLogout}
 	for _, e := range sp.SLO {
 		peer.SLO = append(peer.SLO, providers.Endpoint{Binding: providers.Binding(e.Binding), Location: e.Location, ResponseLocation: e.ResponseLocation})
 	}

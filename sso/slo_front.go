@@ -87,6 +87,7 @@ func (h *Handler) sloFront(c echo.Context, fromIdP bool) error {
 	h.logger.InfoContext(ctx, "logout started", "tenant", t.Slug, "from", peer.Name, "binding", string(rcv.Binding), "request_id", req.ID, "logout", lo.ID, "sessions", len(lo.SessionIDs))
 	// The browser's broker session is over; the logout page is its own.
 	h.clearSessionCookie(c, t.Slug)
+	h.setReauthCookie(c, t.Slug)
 	h.setLogoutCookie(c, t.Slug, lo.ID, lo.Deadline)
 	return c.Redirect(http.StatusFound, h.tenantURL(t.Slug, "/logout/"+lo.ID))
 }
@@ -112,10 +113,11 @@ func readFront(c echo.Context) (*slo.Received, error) {
 // binding), at the endpoint's ResponseLocation or Location.
 func (h *Handler) initiator(c echo.Context, t *db.Tenant, rcv *slo.Received, req *slo.LogoutRequest, peer *slo.Peer, fromIdP bool) (*slo.Initiator, error) {
 	ctx := c.Request().Context()
-	ini := &slo.Initiator{Kind: "app", PeerID: peer.ID, RequestID: req.ID, RelayState: rcv.RelayState, Issuer: h.IdPEntityID(t.Slug)}
+	// The answer is signed as the peer's quirks (or an app's setting) say: RSA-SHA256 by default.
+	ini := &slo.Initiator{Kind: "app", PeerID: peer.ID, RequestID: req.ID, RelayState: rcv.RelayState, Issuer: h.IdPEntityID(t.Slug), SigAlg: peer.Quirks.LogoutSigAlg}
 	full := peer
 	if fromIdP {
-		ini.Kind, ini.Issuer, ini.SigAlg = "idp", h.SPEntityID(t.Slug), peer.Quirks.LogoutSigAlg
+		ini.Kind, ini.Issuer = "idp", h.SPEntityID(t.Slug)
 	} else {
 		p, err := h.Peers().AppPeer(ctx, t.ID, peer.ID)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/crewjam/saml"
 
+	"github.com/sloworks/broker/binding"
 	"github.com/sloworks/broker/db"
 	"github.com/sloworks/broker/slo"
 )
@@ -31,6 +32,11 @@ type frontSP struct {
 	ended      []*slo.LogoutRequest
 	answers    []*slo.LogoutResponse
 	answerErrs []error
+	// sigAlg is the algorithm the app signs its logout messages with, and the only one besides
+	// RSA-SHA256 it accepts (RSA-SHA1 for a Salesforce-like app); "" = RSA-SHA256.
+	sigAlg string
+	// sigAlgs are the SigAlg of each broker message it received.
+	sigAlgs []string
 }
 
 func (h *harness) addFrontApp(t *testing.T, slug, name string) *frontSP {
@@ -45,10 +51,13 @@ func (a *frontSP) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), 400)
 		return
 	}
-	if err := rcv.Verify([]*x509.Certificate{a.h.brokerCert(a.slug)}, false); err != nil {
+	if err := rcv.Verify([]*x509.Certificate{a.h.brokerCert(a.slug)}, a.sigAlg == binding.SigAlgRSASHA1); err != nil {
 		http.Error(w, "signature: "+err.Error(), 400)
 		return
 	}
+	a.mu.Lock()
+	a.sigAlgs = append(a.sigAlgs, r.URL.Query().Get("SigAlg"))
+	a.mu.Unlock()
 	if rcv.Kind() == "LogoutResponse" {
 		resp, err := slo.ParseLogoutResponse(rcv.Element)
 		a.mu.Lock()
@@ -66,7 +75,7 @@ func (a *frontSP) serve(w http.ResponseWriter, r *http.Request) {
 	a.ended = append(a.ended, req)
 	a.mu.Unlock()
 	resp := &slo.LogoutResponse{ID: "_r" + randHex(), InResponseTo: req.ID, IssueInstant: time.Now(), Destination: a.h.url(a.slug, "/idp/slo"), Issuer: a.entityID, Status: slo.Status{Codes: []string{slo.StatusSuccess}}}
-	u, err := slo.RedirectURL(a.h.url(a.slug, "/idp/slo"), resp, rcv.RelayState, &slo.Signer{Key: a.key, Cert: a.cert})
+	u, err := slo.RedirectURL(a.h.url(a.slug, "/idp/slo"), resp, rcv.RelayState, &slo.Signer{Key: a.key, Cert: a.cert, SigAlg: a.sigAlg})
 	if err != nil {
 		http.Error(w, err.Error(), 500)
 		return
@@ -79,7 +88,7 @@ func (a *frontSP) logoutURL(t *testing.T, as *saml.Assertion, id string) string 
 	req := &slo.LogoutRequest{ID: id, IssueInstant: time.Now(), Destination: a.h.url(a.slug, "/idp/slo"), Issuer: a.entityID,
 		NameID:         slo.NameID{Value: as.Subject.NameID.Value, Format: as.Subject.NameID.Format, NameQualifier: as.Subject.NameID.NameQualifier, SPNameQualifier: as.Subject.NameID.SPNameQualifier},
 		SessionIndexes: []string{as.AuthnStatements[0].SessionIndex}}
-	u, err := slo.RedirectURL(a.h.url(a.slug, "/idp/slo"), req, "back-to-home", &slo.Signer{Key: a.key, Cert: a.cert})
+	u, err := slo.RedirectURL(a.h.url(a.slug, "/idp/slo"), req, "back-to-home", &slo.Signer{Key: a.key, Cert: a.cert, SigAlg: a.sigAlg})
 	if err != nil {
 		t.Fatal(err)
 	}

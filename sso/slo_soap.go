@@ -63,11 +63,8 @@ func (h *Handler) sloSOAP(c echo.Context, fromIdP bool) error {
 	if err != nil {
 		return h.soapFault(c, fmt.Errorf("logout for LogoutRequest %s from %s: %w", req.ID, peer.Name, err))
 	}
-	sigAlg := "" // RSA-SHA256, unless the IdP's quirks ask for another algorithm for logout
-	if fromIdP {
-		sigAlg = peer.Quirks.LogoutSigAlg
-	}
-	signer, err := h.Signers()(ctx, t.ID, sigAlg)
+	// RSA-SHA256, unless the peer's quirks (or an app's setting) ask for another algorithm.
+	signer, err := h.Signers()(ctx, t.ID, peer.Quirks.LogoutSigAlg)
 	var msg []byte
 	if err == nil {
 		msg, err = slo.SignedXML(resp, signer)
@@ -116,21 +113,17 @@ func (h *Handler) checkLogoutRequest(ctx context.Context, t *db.Tenant, rcv *slo
 	if claimed == "" {
 		return nil, nil, refuse(ReasonIssuer, nil, "the LogoutRequest has no Issuer")
 	}
-	var (
-		peer      *slo.Peer
-		allowSHA1 bool
-	)
+	var peer *slo.Peer
 	if fromIdP {
 		peer, err = h.logoutIdP(ctx, t, claimed)
-		if err == nil {
-			allowSHA1 = peer.Quirks.LogoutSigAlg == binding.SigAlgRSASHA1
-		}
 	} else {
 		peer, err = h.logoutApp(ctx, t, claimed)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
+	// RSA-SHA1 only from a peer whose quirks or setting use it for logout: this peer alone.
+	allowSHA1 := peer.Quirks.LogoutSigAlg == binding.SigAlgRSASHA1
 	if err := rcv.Verify(peer.Certs, allowSHA1); errors.Is(err, slo.ErrUnsigned) && fromIdP && peer.Quirks.AllowUnsignedLogoutRequest {
 		// The connection allows unsigned IdP LogoutRequests (generic allow_unsigned_logout_request;
 		// its API view warns about it).
@@ -179,7 +172,11 @@ func (h *Handler) logoutApp(ctx context.Context, t *db.Tenant, entityID string) 
 	if err != nil {
 		return nil, err
 	}
-	return &slo.Peer{ID: app.ID, Name: app.Name, EntityID: app.EntityID, Certs: sp.SigningCerts}, nil
+	q, err := h.tenants.AppQuirks(app)
+	if err != nil {
+		return nil, err
+	}
+	return &slo.Peer{ID: app.ID, Name: app.Name, EntityID: app.EntityID, Certs: sp.SigningCerts, Quirks: q}, nil
 }
 
 // logoutIdP is the IdP of the tenant's connection with the entity ID, as the peer that started a

@@ -101,8 +101,15 @@ func (h *Handler) startUpstream(c echo.Context, t *db.Tenant, ar *appRequest) er
 		Issuer:                      &saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: h.SPEntityID(t.Slug)},
 		NameIDPolicy:                &saml.NameIDPolicy{AllowCreate: &allowCreate},
 	}
-	if ar.forceAuthn() {
-		force := true
+	force := ar.forceAuthn()
+	if !force && up.Quirks.ForceAuthnAfterLogout {
+		// The IdP's session outlived the broker's logout (it has no SAML logout): a browser
+		// that signed out must not be signed straight back in by it.
+		if force, err = h.signedOutBefore(c, t); err != nil {
+			return err
+		}
+	}
+	if force {
 		req.ForceAuthn = &force
 	}
 	sign := !up.Quirks.DontSignAuthnRequests || up.WantAuthnRequestsSigned

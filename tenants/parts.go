@@ -139,6 +139,11 @@ type AppInput struct {
 	SignResponse bool
 	// NoFrameLogout: the app's logout page refuses to be framed (reached by a redirect step).
 	NoFrameLogout bool
+	// Provider is the product the app is ("" or "generic": any SAML SP; or a registered app
+	// provider such as "salesforce"): its quirks apply to this app only.
+	Provider string
+	// LogoutSignatureAlgorithm is "" (the provider's default), "rsa-sha256" or "rsa-sha1".
+	LogoutSignatureAlgorithm string
 }
 
 // CreateApp fetches and checks the app's metadata and stores the app. Nothing is stored when
@@ -147,6 +152,16 @@ func (s *Service) CreateApp(ctx context.Context, t *db.Tenant, in AppInput) (*db
 	name, err := checkName("name", in.Name)
 	if err != nil {
 		return nil, nil, err
+	}
+	provider := in.Provider
+	if provider == "" {
+		provider = "generic"
+	}
+	if _, ok := s.appProviders[provider]; !ok {
+		return nil, nil, &InputError{Field: "provider", Kind: KindInvalid, Message: fmt.Sprintf("unknown app provider %q; known app providers: %s (or leave it out for any SAML SP)", in.Provider, strings.Join(s.AppProviders(), ", "))}
+	}
+	if _, err := providers.ParseSigAlgName(in.LogoutSignatureAlgorithm); err != nil {
+		return nil, nil, &InputError{Field: "logout_signature_algorithm", Kind: KindInvalid, Message: "logout_signature_algorithm: " + err.Error()}
 	}
 	in.MetadataURL = strings.TrimSpace(in.MetadataURL)
 	field := "metadata_xml"
@@ -167,7 +182,8 @@ func (s *Service) CreateApp(ctx context.Context, t *db.Tenant, in AppInput) (*db
 	if err != nil {
 		return nil, nil, metadataInputError(field, err)
 	}
-	a := &db.App{TenantID: t.ID, Name: name, EntityID: sp.EntityID, MetadataURL: in.MetadataURL, Metadata: doc, SignResponse: in.SignResponse, NoFrameLogout: in.NoFrameLogout}
+	a := &db.App{TenantID: t.ID, Name: name, EntityID: sp.EntityID, MetadataURL: in.MetadataURL, Metadata: doc, SignResponse: in.SignResponse, NoFrameLogout: in.NoFrameLogout,
+		Provider: provider, LogoutSigAlg: in.LogoutSignatureAlgorithm}
 	if err := s.store.CreateApp(ctx, a); err != nil {
 		if errors.Is(err, db.ErrConflict) {
 			return nil, nil, &InputError{Field: "name", Kind: KindConflict, Message: fmt.Sprintf("the tenant already has an app named %q or one with entity ID %q", name, sp.EntityID), Err: err}
@@ -208,6 +224,24 @@ func (s *Service) AppMetadata(a *db.App) (*metadata.SP, error) {
 	s.apps[a.ID] = sp
 	s.mu.Unlock()
 	return sp, nil
+}
+
+// AppQuirks are the app's quirks toward the broker: its provider's (generic when it names none),
+// given the app's own settings.
+func (s *Service) AppQuirks(a *db.App) (providers.Quirks, error) {
+	name := a.Provider
+	if name == "" {
+		name = "generic"
+	}
+	p, ok := s.appProviders[name]
+	if !ok {
+		return providers.Quirks{}, fmt.Errorf("app %s uses app provider %q, which this broker does not have", a.ID, a.Provider)
+	}
+	alg, err := providers.ParseSigAlgName(a.LogoutSigAlg)
+	if err != nil {
+		return providers.Quirks{}, fmt.Errorf("app %s: %w", a.ID, err)
+	}
+	return p(providers.AppSettings{LogoutSigAlg: alg}), nil
 }
 
 // AppByEntityID returns the tenant's app with the entity ID and its metadata.

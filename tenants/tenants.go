@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 
@@ -30,8 +31,10 @@ type Service struct {
 	store     Store
 	keys      keys.Source
 	providers map[string]providers.Provider
-	env       providers.Env
-	logger    *slog.Logger
+	// appProviders are the products an app may name as its provider ("generic" always).
+	appProviders map[string]providers.AppProvider
+	env          providers.Env
+	logger       *slog.Logger
 
 	mu        sync.Mutex
 	upstreams map[string]*providers.Upstream // by connection ID
@@ -44,11 +47,33 @@ func New(store Store, ks keys.Source, catalogue map[string]providers.Provider, e
 		store:     store,
 		keys:      ks,
 		providers: catalogue,
+		appProviders: map[string]providers.AppProvider{
+			"generic": providers.GenericApp,
+		},
 		env:       env,
 		logger:    logger,
 		upstreams: map[string]*providers.Upstream{},
 		apps:      map[string]*metadata.SP{},
 	}
+}
+
+// WithAppProviders adds the catalogue of app providers by name (products as apps behind the
+// broker, e.g. "salesforce") to the generic one; it returns s. Call it before serving.
+func (s *Service) WithAppProviders(catalogue map[string]providers.AppProvider) *Service {
+	for name, p := range catalogue {
+		s.appProviders[name] = p
+	}
+	return s
+}
+
+// AppProviders returns the names of the registered app providers.
+func (s *Service) AppProviders() []string {
+	out := make([]string, 0, len(s.appProviders))
+	for name := range s.appProviders {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // InputError is a problem with what an admin gave: it names the field and says what to fix.

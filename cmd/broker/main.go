@@ -58,6 +58,14 @@ func catalogue() map[string]providers.Provider {
 	}
 }
 
+// appCatalogue is the explicit map of app providers: products as apps behind the broker, whose
+// quirks an app gets by naming one ("generic", any SAML SP, is always there).
+func appCatalogue() map[string]providers.AppProvider {
+	return map[string]providers.AppProvider{
+		"salesforce": salesforce.App,
+	}
+}
+
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)
@@ -155,7 +163,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.
 	}
 	base, _ := url.Parse(cfg.BaseURL)
 	env := providers.Env{HTTPClient: &http.Client{Timeout: 10 * time.Second}, AllowHTTP: cfg.AllowHTTP}
-	ts := tenants.New(store, ks.ring, catalogue(), env, logger)
+	ts := tenants.New(store, ks.ring, catalogue(), env, logger).WithAppProviders(appCatalogue())
 	h := sso.New(sso.Config{BaseURL: base, SessionLifetime: cfg.SessionLifetime}, ts, store, ks.ring, logger, nil)
 
 	e := echo.New()

@@ -202,7 +202,7 @@ func (h *env) app(tenantID, name string) db.App {
 	a := db.App{
 		TenantID: tenantID, Name: name, EntityID: "https://sp.example/" + name,
 		MetadataURL: "https://sp.example/" + name + "/metadata", Metadata: []byte("<EntityDescriptor/>"),
-		SignResponse: true, NoFrameLogout: true, CreatedAt: t0.Add(time.Duration(h.seq()) * time.Second),
+		SignResponse: true, NoFrameLogout: true, Provider: "salesforce", LogoutSigAlg: "rsa-sha1", CreatedAt: t0.Add(time.Duration(h.seq()) * time.Second),
 	}
 	h.ok("create app", h.s.CreateApp(h.ctx, &a))
 	return a

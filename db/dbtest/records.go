@@ -197,6 +197,7 @@ var appTests = []test{
 
 		u := a
 		u.Name, u.EntityID, u.MetadataURL, u.Metadata, u.SignResponse, u.NoFrameLogout = "docs", "https://docs.example", "", nil, false, false
+		u.Provider, u.LogoutSigAlg = "", "rsa-sha256"
 		u.CreatedAt = t0.Add(99 * time.Hour) // ignored: CreatedAt never changes
 		h.ok("update", h.s.UpdateApp(h.ctx, &u))
 		want := u

@@ -92,7 +92,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 	defer s.Close()
-	if diff := cmp.Diff([]int64{1, 2, 3, 5}, versions(t, s.w)); diff != "" {
+	if diff := cmp.Diff([]int64{1, 2, 3, 4, 5}, versions(t, s.w)); diff != "" {
 		t.Errorf("schema_migrations after the upgrade (-want +got):\n%s", diff)
 	}
 	after := indexes(t, s.w)
@@ -130,7 +130,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if c, err := s.GetConnection(ctx, "t1", "c1"); err != nil || c.EntityID != "https://idp" {
 		t.Errorf("get connection: %v, %v", c, err)
 	}
-	if a, err := s.GetAppByEntityID(ctx, "t1", "https://sp"); err != nil || a.ID != "a1" || !a.SignResponse {
+	if a, err := s.GetAppByEntityID(ctx, "t1", "https://sp"); err != nil || a.ID != "a1" || !a.SignResponse || a.NoFrameLogout || a.Provider != "" || a.LogoutSigAlg != "" {
 		t.Errorf("get app: %v, %v", a, err)
 	}
 	sessions, err := s.ListSessions(ctx, "t1")
@@ -194,7 +194,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if diff := cmp.Diff([]int64{1, 2, 3, 5}, versions(t, s2.w)); diff != "" {
+	if diff := cmp.Diff([]int64{1, 2, 3, 4, 5}, versions(t, s2.w)); diff != "" {
 		t.Errorf("schema_migrations after a second open (-want +got):\n%s", diff)
 	}
 }
@@ -232,7 +232,7 @@ func TestMigration2FailsWhole(t *testing.T) {
 	if err := migrate(context.Background(), g, func() time.Time { return testNow }, migrations); err != nil {
 		t.Fatalf("migrate once the way is clear: %v", err)
 	}
-	if diff := cmp.Diff([]int64{1, 2, 3, 5}, versions(t, g)); diff != "" {
+	if diff := cmp.Diff([]int64{1, 2, 3, 4, 5}, versions(t, g)); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
 	}
 	if !g.Migrator().HasColumn(&legRow{}, "request_id") {

@@ -23,9 +23,16 @@ var migrations = []migration{
 	{version: 1, name: "create tables", up: migrate1},
 	{version: 2, name: "logout log and session lookups", up: migrate2},
 	{version: 3, name: "apps that refuse framed logout", up: migrate3},
-	// Version 4 is added on another branch; 5 follows 3 here until the two meet (the versions
-	// must be ascending, not contiguous).
+	{version: 4, name: "app provider and logout signature algorithm", up: migrate4},
 	{version: 5, name: "signing keys in the store", up: migrate5},
+}
+
+// migrate4 adds apps.provider and apps.logout_sig_alg (empty for the defaults).
+func migrate4(tx *gorm.DB) error {
+	if err := tx.Exec("ALTER TABLE apps ADD COLUMN provider TEXT NOT NULL DEFAULT ''").Error; err != nil {
+		return err
+	}
+	return tx.Exec("ALTER TABLE apps ADD COLUMN logout_sig_alg TEXT NOT NULL DEFAULT ''").Error
 }
 
 // migrate3 adds apps.no_frame_logout.

@@ -83,6 +83,8 @@ type appRow struct {
 	Metadata     []byte `gorm:"column:metadata"`
 	SignResponse bool   `gorm:"column:sign_response"`
 	NoFrame      bool   `gorm:"column:no_frame_logout"`
+	Provider     string `gorm:"column:provider"`
+	LogoutSigAlg string `gorm:"column:logout_sig_alg"`
 	CreatedAt    int64  `gorm:"column:created_at;autoCreateTime:false"`
 }
 
@@ -91,7 +93,7 @@ func (appRow) TableName() string { return "apps" }
 
 func (r *appRow) record() db.App {
 	return db.App{ID: r.ID, TenantID: r.TenantID, Name: r.Name, EntityID: r.EntityID, MetadataURL: r.MetadataURL,
-		Metadata: unblob(r.Metadata), SignResponse: r.SignResponse, NoFrameLogout: r.NoFrame, CreatedAt: fromMicros(r.CreatedAt)}
+		Metadata: unblob(r.Metadata), SignResponse: r.SignResponse, NoFrameLogout: r.NoFrame, Provider: r.Provider, LogoutSigAlg: r.LogoutSigAlg, CreatedAt: fromMicros(r.CreatedAt)}
 }
 
 // CreateApp creates a, filling an empty ID and a zero CreatedAt. A duplicate name or entity ID
@@ -100,7 +102,7 @@ func (s *Store) CreateApp(ctx context.Context, a *db.App) error {
 	n := *a
 	s.stamp(&n.ID, &n.CreatedAt)
 	if err := s.insert(ctx, "app", &appRow{ID: n.ID, TenantID: n.TenantID, Name: n.Name, EntityID: n.EntityID,
-		MetadataURL: n.MetadataURL, Metadata: blob(n.Metadata), SignResponse: n.SignResponse, NoFrame: n.NoFrameLogout, CreatedAt: micros(n.CreatedAt)}); err != nil {
+		MetadataURL: n.MetadataURL, Metadata: blob(n.Metadata), SignResponse: n.SignResponse, NoFrame: n.NoFrameLogout, Provider: n.Provider, LogoutSigAlg: n.LogoutSigAlg, CreatedAt: micros(n.CreatedAt)}); err != nil {
 		return err
 	}
 	a.ID, a.CreatedAt = n.ID, n.CreatedAt
@@ -136,6 +138,7 @@ func (s *Store) UpdateApp(ctx context.Context, a *db.App) error {
 	return s.update(ctx, "app", &appRow{}, a.TenantID, a.ID, map[string]any{
 		"name": a.Name, "entity_id": a.EntityID, "metadata_url": a.MetadataURL, "metadata": blob(a.Metadata),
 		"sign_response": a.SignResponse, "no_frame_logout": a.NoFrameLogout,
+		"provider": a.Provider, "logout_sig_alg": a.LogoutSigAlg,
 	})
 }
 

@@ -107,7 +107,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 	if diff := cmp.Diff(&tn, got); diff != "" {
 		t.Errorf("tenant after reopen (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]int64{1, 2, 3, 5}, appliedMigrations(t, path)); diff != "" {
+	if diff := cmp.Diff([]int64{1, 2, 3, 4, 5}, appliedMigrations(t, path)); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
 	}
 }

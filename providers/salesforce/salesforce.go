@@ -1,5 +1,5 @@
 // Package salesforce is the provider for a Salesforce org as the tenant's IdP, and the quirks of
-// Salesforce as an app behind the broker (AppQuirks).
+// Salesforce as an app behind the broker (AppQuirks, App).
 //
 // As the IdP, a connection is opened from the org's IdP metadata (it carries the signing
 // certificate, so it is required) and optionally its My Domain name, from which the logout
@@ -11,12 +11,11 @@
 //	                                 Logout": sign logout like AuthnRequests (RSA-SHA256), not RSA-SHA1
 //	slo_binding                      "redirect" or "post": the binding the org's SLO takes
 //
-// Salesforce as an app: apps have no provider field yet, so AppQuirks is not read by anything
-// today. It is wired when db.App gains a provider (or quirks preset) column set from the app API
-// ({"name":"crm","provider":"salesforce",...}): the SSO handler's logoutApp and the logout
-// engine's app peers then take Peer.Quirks from the app's provider, as they take the IdP's from
-// its connection. The engine already reads those quirks: one SessionIndex, none over 512
-// characters, RSA-SHA1 accepted from (and used toward) this app only, never a SOAP leg.
+// Salesforce as an app: an app registered with "provider": "salesforce" gets AppQuirks (cmd/broker
+// registers App in its map of app providers): one SessionIndex, none over 512 characters,
+// RSA-SHA1 used toward and accepted from this app only (its logout_signature_algorithm
+// "rsa-sha256" when the org uses "Use Selected Request Signature Method for Single Logout"),
+// never a SOAP leg.
 package salesforce
 
 import (
@@ -175,7 +174,8 @@ func idpDiagnoses() []providers.Diagnosis {
 // only the first SessionIndex and refuses one over 512 characters, so the broker sends exactly
 // one, short; it signs its logout messages with RSA-SHA1 unless the org uses "Use Selected Request
 // Signature Method for Single Logout", so SHA-1 is accepted from this app only; front channel
-// only. See the package doc for how they will be wired.
+// only. sloUseSelectedSignatureMethod is the org's "Use Selected Request Signature Method for
+// Single Logout" (then RSA-SHA256).
 func AppQuirks(sloUseSelectedSignatureMethod bool) providers.Quirks {
 	q := providers.Quirks{
 		SessionIndex:        providers.SessionIndexFirstOnly, // SrcSessionIndex
@@ -196,6 +196,15 @@ func AppQuirks(sloUseSelectedSignatureMethod bool) providers.Quirks {
 	}
 	return q
 }
+
+// App is Salesforce as an app behind the broker, for the catalogue of app providers: AppQuirks,
+// with the app's logout_signature_algorithm "rsa-sha256" standing for the org's "Use Selected
+// Request Signature Method for Single Logout" (the default is Salesforce's RSA-SHA1).
+func App(s providers.AppSettings) providers.Quirks {
+	return AppQuirks(s.LogoutSigAlg == providers.SigAlgRSASHA256)
+}
+
+var _ providers.AppProvider = App
 
 // Configure decodes the config, fetches the metadata when given by URL, and opens the connection.
 func (p *Provider) Configure(ctx context.Context, raw []byte, env providers.Env) (*providers.Upstream, error) {

@@ -120,6 +120,12 @@ func TestAppQuirks(t *testing.T) {
 	if q := salesforce.AppQuirks(true); q.LogoutSigAlg != providers.SigAlgRSASHA256 {
 		t.Errorf("app quirks with the selected signature method: %q", q.LogoutSigAlg)
 	}
+	if q := salesforce.App(providers.AppSettings{}); q.LogoutSigAlg != providers.SigAlgRSASHA1 || !q.FrontChannelOnly || q.MaxSessionIndexLen != 512 {
+		t.Errorf("App with the default setting: %+v", q)
+	}
+	if q := salesforce.App(providers.AppSettings{LogoutSigAlg: providers.SigAlgRSASHA256}); q.LogoutSigAlg != providers.SigAlgRSASHA256 || !q.FrontChannelOnly {
+		t.Errorf("App with rsa-sha256: %+v", q)
+	}
 	for _, d := range q.Diagnoses {
 		if d.Text == "" || d.Source == "" || (d.ErrorClass == "" && d.Status == "" && d.Contains == "") {
 			t.Errorf("malformed app diagnosis %+v", d)

@@ -87,6 +87,12 @@ log = logging.getLogger('idp')
 
 
 class IdP:
+    # Paths of the endpoints (vendor emulators, vendors.py, serve a product's own); None = not served.
+    paths = {'metadata': '/metadata', 'sso': '/sso', 'login': '/login', 'slo': '/slo', 'slo_soap': '/slo/soap',
+             'initslo': '/initslo', 'status': '/status', 'events': '/events'}
+    # Algorithms of the logout messages it signs (sign-in stays RSA-SHA256).
+    logout_sig_alg, logout_digest_alg = SIG_RSA_SHA256, DIGEST_SHA256
+
     def __init__(self, name, port, args):
         self.name, self.port, self.args = name, port, args
         self.base = 'http://127.0.0.1:%d' % port
@@ -111,8 +117,12 @@ class IdP:
                 md.append(f)
             except Exception as ex:
                 log.error('ignoring metadata file %s: %r', f, ex)
+        slo = [(b + self.paths['slo'], BINDING_HTTP_REDIRECT), (b + self.paths['slo'], BINDING_HTTP_POST)]
+        if self.paths.get('slo_soap'):
+            slo.append((b + self.paths['slo_soap'], BINDING_SOAP))
+        sso = self.paths.get('sso_post') or self.paths['sso']
         return {
-            'entityid': b + '/metadata',
+            'entityid': self.entity_id(),
             'key_file': self.key_file,
             'cert_file': self.cert_file,
             'xmlsec_binary': '/usr/bin/xmlsec1',
@@ -122,12 +132,10 @@ class IdP:
             'digest_algorithm': DIGEST_SHA256,
             'allow_unknown_attributes': True,
             'service': {'idp': {
-                'endpoints': {'single_sign_on_service': [(b + '/sso', BINDING_HTTP_REDIRECT),
-                                                         (b + '/sso', BINDING_HTTP_POST)],
-                              'single_logout_service': [(b + '/slo', BINDING_HTTP_REDIRECT),
-                                                        (b + '/slo', BINDING_HTTP_POST),
-                                                        (b + '/slo/soap', BINDING_SOAP)]},
-                'name_id_format': [NAMEID_FORMAT_PERSISTENT],
+                'endpoints': {'single_sign_on_service': [(b + self.paths['sso'], BINDING_HTTP_REDIRECT),
+                                                         (b + sso, BINDING_HTTP_POST)],
+                              'single_logout_service': slo},
+                'name_id_format': [self.name_id_format],
                 'sign_response': True,
                 'sign_assertion': True,
                 'want_authn_requests_signed': False,
@@ -136,6 +144,16 @@ class IdP:
                                        'name_form': 'urn:oasis:names:tc:SAML:2.0:attrname-format:uri'}},
             }},
         }
+
+    name_id_format = NAMEID_FORMAT_PERSISTENT
+
+    def entity_id(self):
+        return self.base + self.paths['metadata']
+
+    def name_id(self, user, sp):
+        """The NameID issued to sp for user: persistent, the user name, with both qualifiers."""
+        return NameID(format=NAMEID_FORMAT_PERSISTENT, text=user, sp_name_qualifier=sp,
+                      name_qualifier=self.entity_id())
 
     def ent(self):
         """(Re)build the pysaml2 Server when remote metadata files change."""
@@ -176,6 +194,9 @@ class IdP:
             pass
         return None, None
 
+    def not_found(self, h, method, path):
+        h.reply(404, 'not found', 'text/plain')
+
     # ------------------------------------------------------------------ SSO
     def sso(self, h, binding, req_b64, relay_state):
         e = self.ent()
@@ -189,9 +210,9 @@ class IdP:
         key = secrets.token_hex(8)
         self.pending[key] = {'resp_args': resp_args, 'relay_state': relay_state}
         h.reply(200, '<html><head><title>pysaml2 IdP login</title></head><body>'
-                '<form method="post" action="/login"><input type="hidden" name="key" value="%s"/>'
+                '<form method="post" action="%s"><input type="hidden" name="key" value="%s"/>'
                 'user <input type="text" name="username"/> pass <input type="password" name="password"/>'
-                '<input type="submit" value="Login"/></form></body></html>' % html.escape(key), 'text/html')
+                '<input type="submit" value="Login"/></form></body></html>' % (self.paths['login'], html.escape(key)), 'text/html')
 
     def login(self, h, form):
         p = self.pending.pop(form.get('key'), None)
@@ -207,8 +228,7 @@ class IdP:
         sess = self.sessions[sid]
         user = sess['user']
         sp = resp_args['sp_entity_id']
-        nid = NameID(format=NAMEID_FORMAT_PERSISTENT, text=user, sp_name_qualifier=sp,
-                     name_qualifier=e.config.entityid)
+        nid = self.name_id(user, sp)
         resp = e.create_authn_response(USERS[user][1], userid=user, name_id=nid,
                                        authn={'class_ref': PASSWORD}, sign_response=True,
                                        sign_assertion=True, sign_alg=SIG_RSA_SHA256,
@@ -247,7 +267,7 @@ class IdP:
         nid = NameID(text=a['name_id'], format=a['name_id_format'], name_qualifier=a['name_qualifier'],
                      sp_name_qualifier=a['sp_name_qualifier'])
         reqid, req = e.create_logout_request(dest, sp, name_id=nid, session_indexes=[a['session_index']],
-                                             sign=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+                                             sign=True, sign_alg=self.logout_sig_alg, digest_alg=self.logout_digest_alg)
         soap = e.apply_binding(BINDING_SOAP, str(req), dest, sign=False)['data']
         soap = soap.encode() if isinstance(soap, str) else soap
         self.save('last_soap_request.xml', soap)
@@ -355,8 +375,8 @@ class IdP:
         self.event(dir='in', msg='LogoutRequest', binding=BINDING_SOAP, id=m.id, issuer=m.issuer.text if m.issuer is not None else None,
                    destination=m.destination, name_id=got, session_index=sis, signed=u['signed'], signature_ok=verified,
                    detail=why, sessions_ended=killed, near_misses=near)
-        resp = e.create_logout_response(m, [BINDING_SOAP], status, sign=True, sign_alg=SIG_RSA_SHA256,
-                                        digest_alg=DIGEST_SHA256)
+        resp = e.create_logout_response(m, [BINDING_SOAP], status, sign=True, sign_alg=self.logout_sig_alg,
+                                        digest_alg=self.logout_digest_alg)
         body = e.apply_binding(BINDING_SOAP, str(resp), '', response=True, sign=False)['data']
         self.event(dir='out', msg='LogoutResponse', binding=BINDING_SOAP, in_response_to=m.id,
                    status=status.status_code.value)
@@ -388,11 +408,11 @@ class IdP:
         if not rdest:
             return h.reply(400, json.dumps({'error': 'the SP has no front-channel SingleLogoutService'}), 'application/json')
         resp = e.create_logout_response(m, [rbinding], status, sign=rbinding == BINDING_HTTP_POST,
-                                        sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+                                        sign_alg=self.logout_sig_alg, digest_alg=self.logout_digest_alg)
         self.event(dir='out', msg='LogoutResponse', binding=rbinding, to=rdest, in_response_to=m.id,
                    status=status.status_code.value)
         info = e.apply_binding(rbinding, str(resp), rdest, params.get('RelayState') or '', response=True,
-                               sign=rbinding == BINDING_HTTP_REDIRECT, sigalg=SIG_RSA_SHA256)
+                               sign=rbinding == BINDING_HTTP_REDIRECT, sigalg=self.logout_sig_alg)
         if rbinding == BINDING_HTTP_REDIRECT:
             return h.redirect(dict(info['headers'])['Location'])
         body = info['data'] if isinstance(info['data'], str) else ''.join(info['data'])
@@ -451,7 +471,7 @@ def make_handler(idp):
                 traceback.print_exc()
                 idp.event(dir='error', path=u.path, error=repr(ex))
                 try:
-                    if u.path == '/slo/soap':
+                    if u.path == idp.paths.get('slo_soap'):
                         self.reply(500, soap_fault('soap-env:Server', repr(ex)), 'text/xml; charset=utf-8')
                     else:
                         self.reply(500, json.dumps({'error': repr(ex)}), 'application/json')
@@ -460,27 +480,28 @@ def make_handler(idp):
 
         def route(self, method, path, q, form, body, raw_query):
             p = idp
-            if path == '/metadata':
+            at = {k: v for k, v in p.paths.items() if v}
+            if path == at['metadata']:
                 return self.reply(200, p.metadata_xml(), 'application/samlmetadata+xml')
-            if path == '/events':
+            if path == at.get('events'):
                 return self.reply(200, json.dumps(p.events, indent=1, default=str), 'application/json')
-            if path == '/sso':
+            if path in (at['sso'], at.get('sso_post')):
                 if method == 'GET':
                     return p.sso(self, BINDING_HTTP_REDIRECT, q['SAMLRequest'], q.get('RelayState'))
                 return p.sso(self, BINDING_HTTP_POST, form['SAMLRequest'], form.get('RelayState'))
-            if path == '/login' and method == 'POST':
+            if path == at['login'] and method == 'POST':
                 return p.login(self, form)
-            if path == '/initslo':
+            if path == at.get('initslo'):
                 return p.initslo(self, q)
-            if path == '/slo/soap' and method == 'POST':
+            if path == at.get('slo_soap') and method == 'POST':
                 return p.slo_soap(self, body)
-            if path == '/slo':
+            if path == at['slo']:
                 if method == 'GET':
                     return p.slo_front(self, BINDING_HTTP_REDIRECT, q, raw_query)
                 return p.slo_front(self, BINDING_HTTP_POST, form, '')
-            if path in ('/', '/status'):
+            if path == at.get('status') or (path == '/' and at.get('status') == '/status'):
                 return self.reply(200, json.dumps(p.sessions, indent=1, default=str), 'application/json')
-            self.reply(404, 'not found', 'text/plain')
+            p.not_found(self, method, path)
     return H
 
 

@@ -210,6 +210,12 @@ def opt(v):
 
 
 class Peer:
+    # Paths of the endpoints (vendor emulators, vendors.py, serve a product's own).
+    paths = {'metadata': '/metadata', 'login': '/login', 'acs': '/acs', 'logout': '/logout', 'slo': '/slo',
+             'slo_soap': '/slo/soap', 'status': '/status', 'events': '/events'}
+    # Algorithms of the logout messages it signs (AuthnRequests stay RSA-SHA256).
+    logout_sig_alg, logout_digest_alg = SIG_RSA_SHA256, DIGEST_SHA256
+
     def __init__(self, name, port, args):
         self.name, self.port, self.args = name, port, args
         self.base = 'http://127.0.0.1:%d' % port
@@ -235,7 +241,7 @@ class Peer:
             except Exception as ex:
                 log.error('ignoring metadata file %s: %r', f, ex)
         return {
-            'entityid': b + '/metadata',
+            'entityid': b + self.paths['metadata'],
             'key_file': self.key_file,
             'cert_file': self.cert_file,
             'xmlsec_binary': '/usr/bin/xmlsec1',
@@ -245,7 +251,7 @@ class Peer:
             'digest_algorithm': DIGEST_SHA256,
             'allow_unknown_attributes': True,
             'service': {'sp': {
-                'endpoints': {'assertion_consumer_service': [(b + '/acs', BINDING_HTTP_POST)],
+                'endpoints': {'assertion_consumer_service': [(b + self.paths['acs'], BINDING_HTTP_POST)],
                               'single_logout_service': self.slo_services()},
                 'authn_requests_signed': True,
                 'logout_requests_signed': True,
@@ -258,9 +264,9 @@ class Peer:
         }
 
     def slo_services(self):
-        where = {'redirect': (self.base + '/slo', BINDING_HTTP_REDIRECT),
-                 'post': (self.base + '/slo', BINDING_HTTP_POST),
-                 'soap': (self.base + '/slo/soap', BINDING_SOAP)}
+        where = {'redirect': (self.base + self.paths['slo'], BINDING_HTTP_REDIRECT),
+                 'post': (self.base + self.paths['slo'], BINDING_HTTP_POST),
+                 'soap': (self.base + self.paths['slo_soap'], BINDING_SOAP)}
         return [where[b] for b in self.args.slo_bindings.split(',') if b]
 
     def ent(self):
@@ -376,7 +382,7 @@ class Peer:
         """Send a SAML message through the browser: Redirect (query signed RSA-SHA256) or an
         auto-submitting POST form (msg already signed, enveloped)."""
         info = self.ent().apply_binding(binding, str(msg), dest, relay_state or '', response=response,
-                                        sign=binding == BINDING_HTTP_REDIRECT, sigalg=SIG_RSA_SHA256)
+                                        sign=binding == BINDING_HTTP_REDIRECT, sigalg=self.logout_sig_alg)
         if binding == BINDING_HTTP_REDIRECT:
             return h.redirect(dict(info['headers'])['Location'])
         body = info['data'] if isinstance(info['data'], str) else ''.join(info['data'])
@@ -401,8 +407,8 @@ class Peer:
         nid = NameID(text=sess['name_id'], format=sess['name_id_format'],
                      name_qualifier=sess['name_qualifier'], sp_name_qualifier=sess['sp_name_qualifier'])
         reqid, req = e.create_logout_request(dest, sess['idp'], name_id=nid, session_indexes=[sess['session_index']],
-                                             sign=binding == BINDING_HTTP_POST, sign_alg=SIG_RSA_SHA256,
-                                             digest_alg=DIGEST_SHA256)
+                                             sign=binding == BINDING_HTTP_POST, sign_alg=self.logout_sig_alg,
+                                             digest_alg=self.logout_digest_alg)
         relay = 'rs-' + secrets.token_hex(8)
         self.pending[reqid] = {'type': 'logout', 'sid': sid, 'idp': sess['idp'], 'relay_state': relay, 'binding': bname}
         self.save('last_logout_request.xml', str(req))
@@ -445,7 +451,7 @@ class Peer:
         # Destination: the endpoint's Location (pysaml2's pick_binding ignores ResponseLocation);
         # the message goes to the ResponseLocation when there is one.
         resp = e.create_logout_response(m, [rbinding], status, sign=rbinding == BINDING_HTTP_POST,
-                                        sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+                                        sign_alg=self.logout_sig_alg, digest_alg=self.logout_digest_alg)
         self.event(dir='out', msg='LogoutResponse', binding=rbinding, to=rdest, in_response_to=m.id,
                    status=status.status_code.value,
                    sub_status=status.status_code.status_code.value if status.status_code.status_code else None)
@@ -522,7 +528,7 @@ class Peer:
                    signature_ok=verified, detail=why, sessions_ended=killed, near_misses=near,
                    content_type=h.headers.get('Content-Type'), soap_action=h.headers.get('SOAPAction'))
         resp = e.create_logout_response(m, [BINDING_SOAP], status, sign=True,
-                                        sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+                                        sign_alg=self.logout_sig_alg, digest_alg=self.logout_digest_alg)
         info = e.apply_binding(BINDING_SOAP, str(resp), '', response=True, sign=False)
         body = info['data']
         self.save('last_soap_response.xml', body)
@@ -587,7 +593,7 @@ def make_handler(peer):
                 traceback.print_exc()
                 peer.event(dir='error', path=u.path, error=repr(ex))
                 try:
-                    if u.path == '/slo/soap':   # a SOAP requester gets a SOAP 1.1 fault (status 500)
+                    if u.path == peer.paths['slo_soap']:   # a SOAP requester gets a SOAP 1.1 fault (status 500)
                         self.reply(500, soap_fault('soap-env:Server', repr(ex)), 'text/xml; charset=utf-8')
                     else:
                         self.reply(500, json.dumps({'error': repr(ex)}), 'application/json')
@@ -596,23 +602,24 @@ def make_handler(peer):
 
         def route(self, method, path, q, form, body, raw_query):
             p = peer
-            if path == '/metadata':
+            at = p.paths
+            if path == at['metadata']:
                 return self.reply(200, p.metadata_xml(), 'application/samlmetadata+xml')
-            if path == '/events':
+            if path == at['events']:
                 return self.reply(200, json.dumps(p.events, indent=1, default=str), 'application/json')
-            if path == '/login':
+            if path == at['login']:
                 return p.login(self, q)
-            if path == '/acs' and method == 'POST':
+            if path == at['acs'] and method == 'POST':
                 return p.acs(self, form)
-            if path == '/slo/soap' and method == 'POST':
+            if path == at['slo_soap'] and method == 'POST':
                 return p.slo_soap(self, body)
-            if path == '/logout':
+            if path == at['logout']:
                 return p.logout(self, q)
-            if path == '/slo':
+            if path == at['slo']:
                 if method == 'GET':
                     return p.slo_front(self, BINDING_HTTP_REDIRECT, q, raw_query)
                 return p.slo_front(self, BINDING_HTTP_POST, form, '')
-            if path in ('/', '/status'):
+            if path in ('/', at['status']):
                 return p.status(self)
             self.reply(404, 'not found', 'text/plain')
     return H

@@ -184,6 +184,39 @@ func (a *acme) signInFresh(label, jar string) (*flowResult, sspAppStatus) {
 	return res, ssp
 }
 
+// staleSignIn signs a new browser in at the pysaml2 SP at base (one that never refreshed the
+// broker's metadata): whether it says signed in, and what happened (its /status, or the error it
+// recorded for the Response).
+func (a *acme) staleSignIn(base string) (bool, string) {
+	t := a.t
+	t.Helper()
+	res := a.browse("student", "studentpass", flowStepArg{"stale-pysaml2-sp", base + "/login", base + "/status"})
+	s := &res.Steps[0]
+	var py pyAppStatus
+	if s.Status == nil || json.Unmarshal(s.Status.JSON, &py) != nil {
+		t.Fatalf("the stale pysaml2 SP: no /status answer:\n%s", s.describe())
+	}
+	if py.Authenticated {
+		return true, s.statusBody()
+	}
+	resp, err := a.client.Get(base + "/events")
+	if err != nil {
+		t.Fatalf("GET %s/events: %v", base, err)
+	}
+	defer resp.Body.Close()
+	var events []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&events); err != nil {
+		t.Fatalf("GET %s/events: %v", base, err)
+	}
+	detail := fmt.Sprintf("final page %d %s", s.finalStatus(), s.finalURL())
+	for _, e := range events {
+		if e["dir"] == "error" {
+			detail = fmt.Sprintf("%s; the app's error at %v: %v", detail, e["path"], e["error"])
+		}
+	}
+	return false, detail
+}
+
 // sessionUser is the broker's user of the live session that issued nameID to an app.
 func (a *acme) sessionUser(nameID string) string {
 	a.t.Helper()
@@ -349,8 +382,8 @@ func (a *acme) waitForState(backend string, v int, state string, deadline time.T
 //     outcome success, plain Success to the SP. The old certificate is still published (retiring).
 //  6. At the old key's retires_at (rotation + 2m) it leaves both metadata documents.
 //
-// A peer that does not refresh within the overlap fails from the switch on (documented in
-// docs/keys.md, not tested).
+// A third app (another pysaml2 SP) never refreshes: it accepts a sign-in before the switch and
+// rejects the Response after it (pysaml2 SignatureError), as docs/keys.md warns.
 //
 // Both key backends run in parallel: the scenario is mostly waiting for the clock (about 2 min).
 func TestKeyRotation(t *testing.T) {
@@ -363,6 +396,9 @@ func TestKeyRotation(t *testing.T) {
 func testKeyRotation(t *testing.T, kb keyBackend) {
 	start := time.Now()
 	a := setupAcmeKeysEnv(t, kb, []string{"BROKER_KEY_ROTATION_OVERLAP=" + rotationOverlap.String()})
+	// A third app that never refreshes the broker's metadata: another pysaml2 SP.
+	staleURL := a.startPySAML2SPAt("pysaml2-stale", a.tenantURL("/idp/metadata"))
+	a.create("/api/v1/tenants/"+tenantSlug+"/apps", map[string]any{"name": "pysaml2-stale-app", "metadata_url": staleURL + "/metadata"})
 	sspApp := a.appIDs()["ssp-app"]
 
 	// ---- 1. signed in at both apps; one key, published in both documents
@@ -438,6 +474,9 @@ func testKeyRotation(t *testing.T, kb keyBackend) {
 	}
 	a.requireResponsesSignedBy("before-switch", res, oldCert, newCert)
 	a.requireKeyVersion("before the switch", mark, 2, old.Version)
+	if ok, detail := a.staleSignIn(staleURL); !ok {
+		t.Errorf("before the switch, the app that did not refresh must still accept the broker (old key): %s", detail)
+	}
 	if ks = a.listKeys(); ks[1].State != "next" {
 		t.Errorf("before the activation time: %s, want the new key still next", keyStates(ks))
 	}
@@ -537,6 +576,15 @@ func testKeyRotation(t *testing.T, kb keyBackend) {
 	} else {
 		t.Errorf("the flows after the switch ended at %s, after the old key's retirement %s: cannot check it is still published",
 			now.Format(time.RFC3339Nano), retires.Format(time.RFC3339Nano))
+	}
+
+	// The app that did not refresh rejects the new key's signature.
+	if ok, detail := a.staleSignIn(staleURL); ok {
+		t.Errorf("after the switch, the app that did not refresh the broker's metadata accepted a sign-in (new key): %s", detail)
+	} else if !strings.Contains(detail, "SignatureError") {
+		t.Errorf("after the switch, the app that did not refresh fails, but not on the signature: %s", detail)
+	} else {
+		t.Logf("after the switch, the app that did not refresh fails, as expected: %s", detail)
 	}
 
 	// ---- 6. the old certificate leaves the metadata at retires_at

@@ -545,7 +545,7 @@ class Peer:
         """Fetch the --fetch-metadata URLs again (as a deployment's periodic metadata refresh
         does) and rebuild the client on them; sessions stay. Answers the signing certificates
         each IdP now has."""
-        fetch_metadata(self.mddir, self.args.fetch_metadata, 10)
+        fetch_metadata_files(self.mddir, self.args.fetch_metadata, 10)
         self._ent = None
         md = self.ent().metadata
         idps = {eid: md.certs(eid, 'idpsso', 'signing') for eid in md.identity_providers()}
@@ -646,6 +646,14 @@ def make_handler(peer):
 
 
 def fetch_metadata(mddir, urls, wait=15):
+    """fetch_metadata_files at startup: exits when a URL does not answer with metadata."""
+    try:
+        fetch_metadata_files(mddir, urls, wait)
+    except RuntimeError as ex:
+        sys.exit(str(ex))
+
+
+def fetch_metadata_files(mddir, urls, wait=15):
     """Download each URL into mddir/fetched-N.xml (waiting up to `wait` s for it to answer), each
     replaced atomically; RuntimeError when one does not answer with metadata in time."""
     for f in glob.glob(os.path.join(mddir, 'fetched-*.xml')):
@@ -687,10 +695,7 @@ def main():
     if not a.v:
         logging.getLogger('saml2').setLevel(logging.WARNING)
     peer = Peer(a.name, a.port, a)
-    try:
-        fetch_metadata(peer.mddir, a.fetch_metadata, float(os.environ.get('PEERS_WAIT') or 15))
-    except RuntimeError as ex:
-        sys.exit(str(ex))
+    fetch_metadata(peer.mddir, a.fetch_metadata, float(os.environ.get('PEERS_WAIT') or 15))
     peer.ent()   # fail at startup, not at the first request, on a bad configuration
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', a.port), make_handler(peer))
     log.info('sp %s listening on %s (metadata %s/metadata)', peer.name, peer.base, peer.base)

@@ -203,8 +203,9 @@ type env struct {
 	brokerURL string
 	token     string
 
-	keys  keyBackend        // where the broker keeps tenants' signing keys
-	vault *vaulttest.Server // the Vault dev server holding them (vaultKeys only)
+	keys      keyBackend        // where the broker keeps tenants' signing keys
+	brokerEnv []string          // more environment for the broker (KEY=value), e.g. BROKER_KEY_ROTATION_OVERLAP
+	vault     *vaulttest.Server // the Vault dev server holding them (vaultKeys only)
 
 	idpURL, sspSPURL, pySPURL string // peer base URLs (set when started)
 	mellonURL, pyIdPURL       string // Apache + mod_auth_mellon SP, pysaml2 IdP (set when started)
@@ -240,10 +241,18 @@ func newEnv(t *testing.T) *env {
 // and gives the broker a token with the least-privilege policy of docs/keys.md.
 func newEnvKeys(t *testing.T, kb keyBackend) *env {
 	t.Helper()
+	return newEnvKeysEnv(t, kb, nil)
+}
+
+// newEnvKeysEnv is newEnvKeys with more environment for the broker (KEY=value; it comes last, so
+// it wins over the harness's own settings).
+func newEnvKeysEnv(t *testing.T, kb keyBackend, brokerEnv []string) *env {
+	t.Helper()
 	requirePeers(t)
 	bin := brokerBinary(t)
 	e := newPeersEnv(t)
 	e.keys = kb
+	e.brokerEnv = brokerEnv
 	if kb == vaultKeys {
 		e.vault = vaulttest.Start(t)
 		e.vault.EnableAudit(t, filepath.Join(e.state, "logs", "vault-audit.log"))
@@ -313,6 +322,7 @@ func (e *env) startBroker(bin string) {
 	if e.vault != nil {
 		brokerEnv = append(brokerEnv, "BROKER_VAULT_ADDR="+e.vault.Addr, "BROKER_VAULT_TOKEN="+e.vault.BrokerToken(e.t))
 	}
+	brokerEnv = append(brokerEnv, e.brokerEnv...)
 	p := e.start("broker", brokerEnv, bin, "serve",
 		"--addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"--base-url", e.brokerURL,

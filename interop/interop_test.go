@@ -49,7 +49,13 @@ func setupAcmeWith(t *testing.T, pysaml2Args ...string) *acme {
 // setupAcmeKeys is setupAcmeWith with the broker's keys in kb.
 func setupAcmeKeys(t *testing.T, kb keyBackend, pysaml2Args ...string) *acme {
 	t.Helper()
-	e := newEnvKeys(t, kb)
+	return setupAcmeKeysEnv(t, kb, nil, pysaml2Args...)
+}
+
+// setupAcmeKeysEnv is setupAcmeKeys with more environment for the broker (KEY=value).
+func setupAcmeKeysEnv(t *testing.T, kb keyBackend, brokerEnv []string, pysaml2Args ...string) *acme {
+	t.Helper()
+	e := newEnvKeysEnv(t, kb, brokerEnv)
 	e.startSSPIdP("ssp-idp")
 
 	// Tenant first: its metadata URLs answer only once it exists.

@@ -32,6 +32,10 @@ Session cookie: spPORT_sid.
   GET  /status          JSON {"authenticated", "session", "all_sessions"} for the cookie's session
   GET  /events          JSON log of every SAML message received/sent (logout: signed, signature_ok,
                         detail, sessions_ended, status)
+  POST /refresh-metadata
+                        fetch the --fetch-metadata URLs again (a deployment's periodic metadata
+                        refresh) and reload them; sessions stay -> JSON {"refreshed": [URL...],
+                        "idp_signing_certs": {entityID: [base64 DER...]}}
 --slo-bindings: the SingleLogoutService bindings the metadata advertises (default all three;
 Redirect and POST at /slo, SOAP at /slo/soap).
 Logout messages are also kept as files in $PEERS_STATE/pysaml2/NAME/: last_soap_request.xml,
@@ -537,6 +541,20 @@ class Peer:
                    sub_status=status.status_code.status_code.value if status.status_code.status_code else None)
         h.reply(200, body, 'text/xml; charset=utf-8')
 
+    def refresh_metadata(self, h):
+        """Fetch the --fetch-metadata URLs again (as a deployment's periodic metadata refresh
+        does) and rebuild the client on them; sessions stay. Answers the signing certificates
+        each IdP now has."""
+        fetch_metadata_files(self.mddir, self.args.fetch_metadata, 10)
+        self._ent = None
+        md = self.ent().metadata
+        idps = {eid: md.certs(eid, 'idpsso', 'signing') for eid in md.identity_providers()}
+        self.event(dir='local', msg='metadata refreshed', urls=self.args.fetch_metadata,
+                   signing_certs={k: len(v) for k, v in idps.items()})
+        h.reply(200, json.dumps({'refreshed': self.args.fetch_metadata,
+                                 'idp_signing_certs': {k: [''.join(c.split()) for c in v] for k, v in idps.items()}},
+                                default=str), 'application/json')
+
     def status(self, h):
         sess = self.sessions.get(h.cookie(self.cookie))
         h.reply(200, json.dumps({'authenticated': bool(sess), 'session': sess,
@@ -607,6 +625,8 @@ def make_handler(peer):
                 return self.reply(200, p.metadata_xml(), 'application/samlmetadata+xml')
             if path == at['events']:
                 return self.reply(200, json.dumps(p.events, indent=1, default=str), 'application/json')
+            if path == '/refresh-metadata' and method == 'POST':
+                return p.refresh_metadata(self)
             if path == at['login']:
                 return p.login(self, q)
             if path == at['acs'] and method == 'POST':
@@ -626,9 +646,19 @@ def make_handler(peer):
 
 
 def fetch_metadata(mddir, urls, wait=15):
-    """Download each URL into mddir/fetched-N.xml (waiting up to `wait` s for it to answer)."""
+    """fetch_metadata_files at startup: exits when a URL does not answer with metadata."""
+    try:
+        fetch_metadata_files(mddir, urls, wait)
+    except RuntimeError as ex:
+        sys.exit(str(ex))
+
+
+def fetch_metadata_files(mddir, urls, wait=15):
+    """Download each URL into mddir/fetched-N.xml (waiting up to `wait` s for it to answer), each
+    replaced atomically; RuntimeError when one does not answer with metadata in time."""
     for f in glob.glob(os.path.join(mddir, 'fetched-*.xml')):
-        os.remove(f)
+        if not any(f == os.path.join(mddir, 'fetched-%d.xml' % i) for i in range(len(urls))):
+            os.remove(f)
     for i, url in enumerate(urls):
         deadline = time.time() + wait
         while True:
@@ -640,7 +670,7 @@ def fetch_metadata(mddir, urls, wait=15):
             except requests.RequestException as ex:
                 why = repr(ex)
             if time.time() > deadline:
-                sys.exit('cannot fetch metadata %s: %s' % (url, why))
+                raise RuntimeError('cannot fetch metadata %s: %s' % (url, why))
             time.sleep(0.2)
         dest = os.path.join(mddir, 'fetched-%d.xml' % i)
         with open(dest + '.tmp', 'wb') as f:

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -292,6 +293,7 @@ func (v *Server) EnableAudit(t testing.TB, path string) {
 type Sign struct {
 	Key           string // the Transit key's name
 	HashAlgorithm string // as requested: sha1, sha2-256, ...
+	KeyVersion    int    // the key_version requested (0: none, Transit's latest)
 	OK            bool   // answered without an error
 }
 
@@ -331,7 +333,23 @@ func (v *Server) Signs(t testing.TB) []Sign {
 		}
 		key, _, _ := strings.Cut(rest, "/")
 		alg, _ := e.Request.Data["hash_algorithm"].(string)
-		out = append(out, Sign{Key: key, HashAlgorithm: alg, OK: e.Error == ""})
+		out = append(out, Sign{Key: key, HashAlgorithm: alg, KeyVersion: intValue(e.Request.Data["key_version"]), OK: e.Error == ""})
 	}
 	return out
+}
+
+// intValue reads an integer request parameter from the audit log's JSON (a number, or a string
+// when the client sent one); 0 when absent or not an integer.
+func intValue(v any) int {
+	switch v := v.(type) {
+	case float64:
+		return int(v)
+	case string:
+		n, _ := strconv.Atoi(v)
+		return n
+	case json.Number:
+		n, _ := v.Int64()
+		return int(n)
+	}
+	return 0
 }

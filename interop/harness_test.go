@@ -220,6 +220,9 @@ type keyBackend string
 const (
 	localKeys keyBackend = "local-keys" // the embedded default: key files in the data directory
 	vaultKeys keyBackend = "vault-keys" // a real Vault dev server's Transit engine
+	// vaultFileKeys: a real Vault server with file storage, which keeps its keys when it is
+	// stopped and started again (TestVaultOutage).
+	vaultFileKeys keyBackend = "vault-file-keys"
 )
 
 // withKeyBackends runs the scenario once with local keys and once with keys held in Vault, as
@@ -238,7 +241,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // newEnvKeys is newEnv with the keys in kb; for vaultKeys it first starts a Vault dev server
-// and gives the broker a token with the least-privilege policy of docs/keys.md.
+// (vaultFileKeys: a Vault server with file storage) and gives the broker a token with the least-privilege policy of docs/keys.md.
 func newEnvKeys(t *testing.T, kb keyBackend) *env {
 	t.Helper()
 	return newEnvKeysEnv(t, kb, nil)
@@ -253,8 +256,13 @@ func newEnvKeysEnv(t *testing.T, kb keyBackend, brokerEnv []string) *env {
 	e := newPeersEnv(t)
 	e.keys = kb
 	e.brokerEnv = brokerEnv
-	if kb == vaultKeys {
+	switch kb {
+	case vaultKeys:
 		e.vault = vaulttest.Start(t)
+	case vaultFileKeys:
+		e.vault = vaulttest.StartPersistent(t)
+	}
+	if e.vault != nil {
 		e.vault.EnableAudit(t, filepath.Join(e.state, "logs", "vault-audit.log"))
 	}
 	e.startBroker(bin)

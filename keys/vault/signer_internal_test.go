@@ -2,9 +2,15 @@ package vault
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"net/url"
 	"testing"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/sloworks/broker/keys"
 )
 
 func TestDecodeSignature(t *testing.T) {
@@ -52,4 +58,28 @@ func FuzzDecodeSignature(f *testing.F) {
 			t.Errorf("accepted %q, which is not the encoding %q of what it returned", s, want)
 		}
 	})
+}
+
+// TestUnavailableReadsPlainly: what the logout log and the broker's log show when Vault cannot
+// sign is one line in plain words, and still an ErrUnavailable carrying the client's error.
+func TestUnavailableReadsPlainly(t *testing.T) {
+	sealed := &api.ResponseError{HTTPMethod: "PUT", URL: "http://127.0.0.1:8200/v1/transit/sign/broker-x", StatusCode: 503, Errors: []string{"Vault is sealed"}}
+	refused := &url.Error{Op: "Put", URL: "http://127.0.0.1:8200/v1/transit/sign/broker-x", Err: errors.New("dial tcp 127.0.0.1:8200: connect: connection refused")}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{sealed, "vault sign broker-x: signing unavailable: Vault answered HTTP 503: Vault is sealed"},
+		{refused, "vault sign broker-x: signing unavailable: cannot reach Vault: dial tcp 127.0.0.1:8200: connect: connection refused"},
+		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), "vault sign broker-x: signing unavailable: Vault did not answer in time"},
+		{errors.New("something else"), "vault sign broker-x: signing unavailable: something else"},
+	} {
+		err := unavailable("sign broker-x", c.err)
+		if err.Error() != c.want {
+			t.Errorf("got  %q\nwant %q", err, c.want)
+		}
+		if !errors.Is(err, keys.ErrUnavailable) || !errors.Is(err, c.err) {
+			t.Errorf("%q does not wrap both keys.ErrUnavailable and the cause", err)
+		}
+	}
 }

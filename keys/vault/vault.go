@@ -19,10 +19,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -402,8 +404,37 @@ func (s *Source) ensureLogin(ctx context.Context, refused string) error {
 }
 
 func unavailable(op string, err error) error {
-	return fmt.Errorf("vault %s: %w: %w", op, keys.ErrUnavailable, err)
+	return fmt.Errorf("vault %s: %w: %w", op, keys.ErrUnavailable, plain(err))
 }
+
+// plain keeps err (for errors.Is and As) but says it in one line a support person can read:
+// Vault's own error texts instead of the client's multi-line dump, the network failure without
+// the request's method and URL.
+func plain(err error) error {
+	var re *api.ResponseError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &re):
+		msg := strings.Join(re.Errors, "; ")
+		if msg == "" {
+			msg = http.StatusText(re.StatusCode)
+		}
+		return &plainError{fmt.Sprintf("Vault answered HTTP %d: %s", re.StatusCode, msg), err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &plainError{"Vault did not answer in time", err}
+	case errors.As(err, &ue):
+		return &plainError{"cannot reach Vault: " + ue.Err.Error(), err}
+	}
+	return err
+}
+
+type plainError struct {
+	msg string
+	err error
+}
+
+func (e *plainError) Error() string { return e.msg }
+func (e *plainError) Unwrap() error { return e.err }
 
 // status is the HTTP status of a Vault error answer, 0 for other errors.
 func status(err error) int {

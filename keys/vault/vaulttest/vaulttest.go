@@ -1,5 +1,5 @@
-// Package vaulttest starts a real Vault dev server for tests: in memory, unsealed, root token
-// "root", on a free 127.0.0.1 port, from the binary BROKER_TEST_VAULT_BIN names (scripts/test.sh
+// Package vaulttest starts real Vault servers for tests — a dev server (in memory, unsealed, root
+// token "root") or one with file storage that survives a restart — on a free 127.0.0.1 port, from the binary BROKER_TEST_VAULT_BIN names (scripts/test.sh
 // builds it with scripts/vault-dev.sh), killed when the test ends. Without BROKER_TEST_VAULT_BIN
 // the test is skipped, or failed when CI is set.
 package vaulttest
@@ -25,10 +25,20 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// Server is a running Vault dev server.
+// Server is a running Vault server: a dev server (Start) or one with file storage that keeps its
+// keys across a restart (StartPersistent).
 type Server struct {
 	Addr string
+
+	bin    string
+	argv   []string // the server's arguments, to start it again
+	home   string
+	root   string // the root token
+	unseal string // the unseal key, when known from init (else read from the dev banner)
+
+	mu   sync.Mutex
 	cmd  *exec.Cmd
+	done chan struct{}
 	out  *syncBuffer
 
 	audit string // the audit log (EnableAudit)
@@ -37,8 +47,8 @@ type Server struct {
 // RootToken is the dev server's root token.
 const RootToken = "root"
 
-// Start starts a dev server for the test.
-func Start(t testing.TB) *Server {
+// binary is the Vault binary the tests use.
+func binary(t testing.TB) string {
 	t.Helper()
 	bin := os.Getenv("BROKER_TEST_VAULT_BIN")
 	if bin == "" {
@@ -49,9 +59,19 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip(msg)
 	}
+	return bin
+}
+
+// Start starts a dev server for the test: in memory, unsealed, root token RootToken.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := binary(t)
 	var last string
 	for range 5 { // a port taken between the probe and Vault's bind: try another
-		v, err := tryStart(t, bin)
+		addr := fmt.Sprintf("127.0.0.1:%d", freePortPair(t))
+		v := &Server{Addr: "http://" + addr, bin: bin, home: t.TempDir(), root: RootToken,
+			argv: []string{"server", "-dev", "-dev-root-token-id=" + RootToken, "-dev-no-store-token", "-dev-listen-address=" + addr}}
+		err := v.launch(t, v.healthy)
 		if err == nil {
 			v.Client(t, RootToken) // fail early if the API is not usable
 			return v
@@ -62,41 +82,103 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func tryStart(t testing.TB, bin string) (*Server, error) {
-	port := freePortPair(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+// StartPersistent starts a server with file storage in a temporary directory, initialised with one
+// unseal key, and unsealed: unlike a dev server it keeps its keys across Stop and Restart, as a
+// production Vault does.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	bin := binary(t)
+	dir := t.TempDir()
+	var last string
+	for range 5 {
+		port := freePortPair(t)
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		cfg := fmt.Sprintf(`storage "file" { path = %q }
+listener "tcp" {
+  address     = %q
+  tls_disable = true
+}
+disable_mlock = true
+api_addr      = "http://%s"
+cluster_addr  = "http://127.0.0.1:%d"
+`, filepath.Join(dir, "data"), addr, addr, port+1)
+		cfgPath := filepath.Join(dir, "vault.hcl")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		v := &Server{Addr: "http://" + addr, bin: bin, home: dir, argv: []string{"server", "-config=" + cfgPath}}
+		if err := v.launch(t, v.answers); err != nil {
+			last = err.Error()
+			continue
+		}
+		init, err := v.Client(t, "").Sys().Init(&api.InitRequest{SecretShares: 1, SecretThreshold: 1})
+		if err != nil {
+			t.Fatalf("vault operator init: %v", err)
+		}
+		v.root, v.unseal = init.RootToken, init.Keys[0]
+		v.Unseal(t)
+		return v
+	}
+	t.Fatalf("vault server did not start: %s", last)
+	return nil
+}
+
+// launch starts the server process and waits until ready says so; the process is killed when
+// the test ends.
+func (v *Server) launch(t testing.TB, ready func() bool) error {
 	out := &syncBuffer{}
-	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+RootToken, "-dev-no-store-token",
-		"-dev-listen-address="+addr)
+	cmd := exec.Command(v.bin, v.argv...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")} // no VAULT_* from the caller
+	cmd.Env = []string{"HOME=" + v.home, "PATH=" + os.Getenv("PATH")} // no VAULT_* from the caller
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start vault: %v", err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
 	stop := func() {
 		cmd.Process.Kill()
-		<-exited
+		<-done
 	}
-	v := &Server{Addr: "http://" + addr, cmd: cmd, out: out}
+	v.mu.Lock()
+	v.cmd, v.done, v.out = cmd, done, out
+	v.mu.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if v.healthy() {
-			break
-		}
+	for !ready() {
 		select {
-		case <-exited:
-			return nil, fmt.Errorf("vault exited:\n%s", out.String())
+		case <-done:
+			return fmt.Errorf("vault exited:\n%s", out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("vault not healthy after 30s:\n%s", out.String())
+			return fmt.Errorf("vault not ready after 30s:\n%s", out.String())
 		}
 	}
 	t.Cleanup(stop)
-	return v, nil
+	return nil
+}
+
+// Restart starts a stopped persistent server again, on the same address, and unseals it.
+func (v *Server) Restart(t testing.TB) {
+	t.Helper()
+	if v.unseal == "" {
+		t.Fatal("vaulttest: Restart of a dev server (its keys were in memory); use StartPersistent")
+	}
+	if err := v.launch(t, v.answers); err != nil {
+		t.Fatalf("restart vault: %v", err)
+	}
+	v.Unseal(t)
+}
+
+// answers reports whether the server answers HTTP at all (initialised or not, sealed or not).
+func (v *Server) answers() bool {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(v.Addr + "/v1/sys/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // healthy reports whether Vault answers as initialized, unsealed and active (200).
@@ -147,7 +229,7 @@ func (v *Server) Client(t testing.TB, token string) *api.Client {
 // Root is a root client, with Transit enabled at "transit" on the first call.
 func (v *Server) Root(t testing.TB) *api.Client {
 	t.Helper()
-	c := v.Client(t, RootToken)
+	c := v.Client(t, v.root)
 	mounts, err := c.Sys().ListMounts()
 	if err != nil {
 		t.Fatal(err)
@@ -162,9 +244,12 @@ func (v *Server) Root(t testing.TB) *api.Client {
 
 var unsealRE = regexp.MustCompile(`(?m)^Unseal Key: (\S+)$`)
 
-// unsealKey is the dev server's unseal key, from its banner.
+// unsealKey is the server's unseal key: from init, or from a dev server's banner.
 func (v *Server) unsealKey(t testing.TB) string {
 	t.Helper()
+	if v.unseal != "" {
+		return v.unseal
+	}
 	for range 100 {
 		if m := unsealRE.FindStringSubmatch(v.out.String()); m != nil {
 			return m[1]
@@ -178,7 +263,7 @@ func (v *Server) unsealKey(t testing.TB) string {
 // Seal seals the server.
 func (v *Server) Seal(t testing.TB) {
 	t.Helper()
-	if err := v.Client(t, RootToken).Sys().Seal(); err != nil {
+	if err := v.Client(t, v.root).Sys().Seal(); err != nil {
 		t.Fatalf("seal: %v", err)
 	}
 }
@@ -186,7 +271,7 @@ func (v *Server) Seal(t testing.TB) {
 // Unseal unseals the server and waits until it is active.
 func (v *Server) Unseal(t testing.TB) {
 	t.Helper()
-	st, err := v.Client(t, RootToken).Sys().Unseal(v.unsealKey(t))
+	st, err := v.Client(t, v.root).Sys().Unseal(v.unsealKey(t))
 	if err != nil {
 		t.Fatalf("unseal: %v", err)
 	}
@@ -205,20 +290,18 @@ func (v *Server) Unseal(t testing.TB) {
 	t.Fatal("vault not active 30s after unseal")
 }
 
-// Stop kills the server now (the cleanup then finds it gone).
+// Stop kills the server now (the cleanup then finds it gone); a persistent server can Restart.
 func (v *Server) Stop(t testing.TB) {
 	t.Helper()
-	v.cmd.Process.Kill()
-	for range 100 {
-		c := &http.Client{Timeout: time.Second}
-		if resp, err := c.Get(v.Addr + "/v1/sys/health"); err != nil {
-			return
-		} else {
-			resp.Body.Close()
-		}
-		time.Sleep(20 * time.Millisecond)
+	v.mu.Lock()
+	cmd, done := v.cmd, v.done
+	v.mu.Unlock()
+	cmd.Process.Kill()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("vault did not exit 10s after kill")
 	}
-	t.Fatal("vault still answers after kill")
 }
 
 // syncBuffer is a bytes.Buffer safe for a child process's writes and the test's reads.
@@ -279,7 +362,7 @@ func BrokerTokenFrom(t testing.TB, root *api.Client) string {
 // keys the broker signed with (Signs).
 func (v *Server) EnableAudit(t testing.TB, path string) {
 	t.Helper()
-	err := v.Client(t, RootToken).Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{
+	err := v.Client(t, v.root).Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{
 		// log_raw: request data in clear (the hash algorithm is what a test reads), test only.
 		Type: "file", Options: map[string]string{"file_path": path, "log_raw": "true"},
 	})

@@ -24,17 +24,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	s, err := sqlite.Open(filepath.Join(dir, "broker.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	tn := db.Tenant{Slug: "acme", Name: "Acme"}
-	if err := s.CreateTenant(context.Background(), &tn); err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{store: s, keyDir: filepath.Join(dir, "keys"), clock: keystest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), tenant: tn.ID}
+	s, tenant, dir := keystest.StoreWithTenant(t)
+	return &fixture{store: s, keyDir: filepath.Join(dir, "keys"), clock: keystest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), tenant: tenant}
 }
 
 func (f *fixture) ring(t *testing.T, overlap time.Duration) *keys.Ring {

@@ -9,10 +9,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sloworks/broker/db"
+	"github.com/sloworks/broker/db/sqlite"
 	"github.com/sloworks/broker/keys"
 )
 
@@ -180,4 +183,21 @@ func Rotation(t *testing.T, clock *Clock, overlap time.Duration, tenantID string
 	if len(infos) != 2 || infos[0].State != keys.StateRetired || infos[1].State != keys.StateCurrent {
 		t.Errorf("states after the overlap: %+v", infos)
 	}
+}
+
+// StoreWithTenant opens a SQLite store in a temporary directory with one tenant, acme, and
+// returns the store, the tenant's ID and the directory (for key files beside it).
+func StoreWithTenant(t testing.TB) (store *sqlite.Store, tenantID, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	s, err := sqlite.Open(filepath.Join(dir, "broker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	tn := db.Tenant{Slug: "acme", Name: "Acme"}
+	if err := s.CreateTenant(context.Background(), &tn); err != nil {
+		t.Fatal(err)
+	}
+	return s, tn.ID, dir
 }

@@ -30,17 +30,8 @@ type ringFixture struct {
 
 func newRingFixture(t *testing.T) *ringFixture {
 	t.Helper()
-	dir := t.TempDir()
-	s, err := sqlite.Open(filepath.Join(dir, "broker.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	tn := db.Tenant{Slug: "acme", Name: "Acme"}
-	if err := s.CreateTenant(context.Background(), &tn); err != nil {
-		t.Fatal(err)
-	}
-	return &ringFixture{store: s, dir: dir, clock: keystest.NewClock(clock), tenant: tn.ID}
+	s, tenant, dir := keystest.StoreWithTenant(t)
+	return &ringFixture{store: s, dir: dir, clock: keystest.NewClock(clock), tenant: tenant}
 }
 
 func (f *ringFixture) local(t *testing.T) *local.Source {

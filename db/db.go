@@ -304,8 +304,9 @@ type Logouts interface {
 	UpdateLeg(ctx context.Context, leg *LogoutLeg) error
 	// FinishLeg records the result of the tenant's leg legID if it is still pending,
 	// atomically: State becomes LegDone, and Status, SubStatus, LatencyMS, ErrorClass,
-	// Diagnosis, Received and FinishedAt (the current time when nil) are taken from leg; the
-	// other fields of leg are ignored. It returns true and writes the stored leg back into leg
+	// Diagnosis, Received and FinishedAt (the current time when nil) are taken from leg, and
+	// Sent too when it is not empty (the message sent, recorded with the result in one write);
+	// the other fields of leg are ignored. It returns true and writes the stored leg back into leg
 	// when it recorded the result, false (leaving leg and the stored leg as they were) when
 	// the leg was already done, for example finished by another replica. A leg not in the
 	// tenant is ErrNotFound.

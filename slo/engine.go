@@ -395,7 +395,12 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 	legs := make([]db.LogoutLeg, 0, len(all))
 	for _, l := range all {
 		rec := legRecord(l, now)
-		if l.Channel != ChannelNone && l.Channel != ChannelSOAP {
+		switch l.Channel {
+		case ChannelNone:
+			// A peer that cannot be reached is settled at once: its leg is created done.
+			e.settled(&rec, &Result{Leg: l, ErrorClass: ClassNotSupported, Diagnosis: l.Reason}, now)
+		case ChannelSOAP:
+		default:
 			// A front-channel request is kept unsigned; it is signed when the browser fetches it.
 			sent, err := serialize(l.Request.Element())
 			if err != nil {
@@ -411,11 +416,8 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 	byLeg := map[*Leg]*db.LogoutLeg{}
 	for i, l := range all {
 		byLeg[l] = &legs[i]
-	}
-	// Peers that cannot be reached are settled at once.
-	for _, l := range all {
 		if l.Channel == ChannelNone {
-			e.finish(ctx, byLeg[l], &Result{Leg: l, ErrorClass: ClassNotSupported, Diagnosis: l.Reason})
+			e.logLeg(ctx, &legs[i], legs[i].ErrorClass, 0)
 		}
 	}
 	if lg.browser {
@@ -431,8 +433,12 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 		return lo, legs, nil
 	}
 	signer := func(alg string) (*Signer, error) { return e.Signers(ctx, lg.tenantID, alg) }
+	current := true // every leg in memory is as stored: no other replica finished one first
 	for _, r := range RunBack(ctx, back, e.SOAP, signer, e.timeout()) {
-		e.finish(ctx, byLeg[r.Leg], r)
+		current = e.finish(ctx, byLeg[r.Leg], r) && current
+	}
+	if current {
+		return e.completeWith(ctx, lo, legs)
 	}
 	return e.complete(ctx, lo)
 }
@@ -472,25 +478,44 @@ func legRecord(l *Leg, now time.Time) db.LogoutLeg {
 	return rec
 }
 
-// finish records a leg's result (once: another replica may have been first).
-func (e *Engine) finish(ctx context.Context, rec *db.LogoutLeg, r *Result) {
-	addProviderDiagnosis(r)
-	fin := e.now()
-	upd := db.LogoutLeg{Status: r.Status.Top(), SubStatus: r.Status.Sub(), LatencyMS: r.Latency.Milliseconds(), ErrorClass: r.ErrorClass,
-		Diagnosis: r.Diagnosis, Received: r.Received, FinishedAt: &fin}
+// finish records a leg's result (once: another replica may have been first), with the message
+// sent when the leg's record has none yet, in one write. It reports whether rec is now the stored
+// leg (the result was recorded here).
+func (e *Engine) finish(ctx context.Context, rec *db.LogoutLeg, r *Result) bool {
+	upd := e.result(r, e.now())
 	if len(r.Sent) > 0 && len(rec.Sent) == 0 {
-		rec.Sent = r.Sent
-		if err := e.Store.UpdateLeg(ctx, rec); err != nil && !errors.Is(err, db.ErrConflict) {
-			e.Logger.WarnContext(ctx, "record sent message failed", "leg", rec.ID, "error", err)
-		}
+		upd.Sent = r.Sent
 	}
-	if ok, err := e.Store.FinishLeg(ctx, rec.TenantID, rec.ID, &upd); err != nil {
+	ok, err := e.Store.FinishLeg(ctx, rec.TenantID, rec.ID, &upd)
+	if err != nil {
 		e.Logger.WarnContext(ctx, "record leg failed", "leg", rec.ID, "error", err)
 	} else if ok {
 		*rec = upd
 	}
+	e.logLeg(ctx, rec, r.ErrorClass, r.Latency)
+	return ok && err == nil
+}
+
+// settled fills a leg record that is created done with its result.
+func (e *Engine) settled(rec *db.LogoutLeg, r *Result, at time.Time) {
+	upd := e.result(r, at)
+	rec.State, rec.Status, rec.SubStatus, rec.LatencyMS = db.LegDone, upd.Status, upd.SubStatus, upd.LatencyMS
+	rec.ErrorClass, rec.Diagnosis, rec.Received, rec.FinishedAt = upd.ErrorClass, upd.Diagnosis, upd.Received, upd.FinishedAt
+	if len(r.Sent) > 0 {
+		rec.Sent = r.Sent
+	}
+}
+
+// result is the leg fields of a result, finished at the given time.
+func (e *Engine) result(r *Result, at time.Time) db.LogoutLeg {
+	addProviderDiagnosis(r)
+	return db.LogoutLeg{Status: r.Status.Top(), SubStatus: r.Status.Sub(), LatencyMS: r.Latency.Milliseconds(), ErrorClass: r.ErrorClass,
+		Diagnosis: r.Diagnosis, Received: r.Received, FinishedAt: &at}
+}
+
+func (e *Engine) logLeg(ctx context.Context, rec *db.LogoutLeg, class string, latency time.Duration) {
 	e.Logger.InfoContext(ctx, "logout leg finished", "tenant", rec.TenantID, "target", rec.TargetName, "channel", rec.Channel,
-		"error_class", r.ErrorClass, "latency_ms", r.Latency.Milliseconds())
+		"error_class", class, "latency_ms", latency.Milliseconds())
 }
 
 // addProviderDiagnosis appends what the peer's product says a failure means (e.g. Salesforce's
@@ -514,6 +539,36 @@ func (e *Engine) complete(ctx context.Context, lo *db.Logout) (*db.Logout, []db.
 	if err != nil {
 		return nil, nil, err
 	}
+	return e.finishLogout(ctx, stored, legs, false)
+}
+
+// completeWith is complete for a logout whose record and legs in memory are as stored (this
+// process created it and recorded every leg's result), without reading them back.
+func (e *Engine) completeWith(ctx context.Context, lo *db.Logout, legs []db.LogoutLeg) (*db.Logout, []db.LogoutLeg, error) {
+	// Times as the store keeps them (and GetLogout would return them): microseconds, UTC.
+	cur := *lo
+	cur.StartedAt, cur.Deadline = storedTime(cur.StartedAt), storedTime(cur.Deadline)
+	cur.FinishedAt = storedTimePtr(cur.FinishedAt)
+	out := append([]db.LogoutLeg(nil), legs...)
+	for i := range out {
+		out[i].StartedAt, out[i].FinishedAt = storedTime(out[i].StartedAt), storedTimePtr(out[i].FinishedAt)
+	}
+	return e.finishLogout(ctx, &cur, out, true)
+}
+
+func storedTime(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }
+
+func storedTimePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	s := storedTime(*t)
+	return &s
+}
+
+// finishLogout records the outcome of stored once every leg is done. When the logout was finished
+// elsewhere meanwhile (a conflict) and stored is only this process's copy, the stored one is read.
+func (e *Engine) finishLogout(ctx context.Context, stored *db.Logout, legs []db.LogoutLeg, inMemory bool) (*db.Logout, []db.LogoutLeg, error) {
 	for _, l := range legs {
 		if l.State != db.LegDone {
 			return stored, legs, nil // front-channel legs still running
@@ -521,8 +576,13 @@ func (e *Engine) complete(ctx context.Context, lo *db.Logout) (*db.Logout, []db.
 	}
 	fin := e.now()
 	stored.State, stored.Outcome, stored.FinishedAt = db.LogoutFinished, Outcome(legs), &fin
-	if err := e.Store.UpdateLogout(ctx, stored); err != nil && !errors.Is(err, db.ErrConflict) {
-		return nil, nil, err
+	if err := e.Store.UpdateLogout(ctx, stored); err != nil {
+		if !errors.Is(err, db.ErrConflict) {
+			return nil, nil, err
+		}
+		if inMemory {
+			return e.complete(ctx, stored)
+		}
 	}
 	e.Logger.InfoContext(ctx, "logout finished", "tenant", stored.TenantID, "logout", stored.ID, "trigger", stored.Trigger, "outcome", stored.Outcome, "legs", len(legs))
 	return stored, legs, nil

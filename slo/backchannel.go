@@ -22,9 +22,12 @@ type SOAPCaller interface {
 
 // Result is how one leg ended.
 type Result struct {
-	Leg        *Leg
-	Status     Status
-	Latency    time.Duration
+	Leg     *Leg
+	Status  Status
+	Latency time.Duration // the exchange with the peer: request sent to answer received
+	// Elapsed is the whole leg as RunBack ran it: signing the request, the exchange, and checking
+	// the answer.
+	Elapsed    time.Duration
 	ErrorClass string // "" when the peer confirmed the logout
 	Diagnosis  string // plain words for support staff
 	Sent       []byte
@@ -50,7 +53,10 @@ func RunBack(ctx context.Context, legs []*Leg, caller SOAPCaller, signerFor func
 			defer wg.Done()
 			lctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
-			out[i] = runSOAPLeg(lctx, l, caller, signerFor, timeout)
+			start := time.Now()
+			r := runSOAPLeg(lctx, l, caller, signerFor, timeout)
+			r.Elapsed = time.Since(start)
+			out[i] = r
 		}()
 	}
 	wg.Wait()

@@ -219,9 +219,16 @@ func TestRunBackSigningUnavailable(t *testing.T) {
 	}
 }
 
-// BenchmarkFanOut: 50 in-process SOAP apps. With one hanging, the whole fan-out must take about
-// one leg timeout (parallel, not a sum): metric total/timeout, target ≤ 1.1. With all answering
-// (each after a 50 ms delay), total/slowest-leg, target ≤ 1.2.
+// BenchmarkFanOut: 50 in-process SOAP apps, each verifying the broker's signed LogoutRequest and
+// signing its answer. With one hanging, the whole fan-out must take about one leg timeout
+// (parallel, not a sum): metric total/timeout, target ≤ 1.1. With all answering (each after a
+// 50 ms delay), total/slowest-leg, target ≤ 1.2, where a leg is what the fan-out runs for one
+// app, from its start to its result: signing the request, the exchange, checking the answer
+// (Result.Elapsed). total/slowest-exchange divides by the slowest exchange alone (request sent to
+// answer received, the log's latency): beyond the fan-out's own overhead it counts the legs'
+// signing and checking, about 100 RSA signatures and 100 verifications per fan-out shared by
+// the machine's cores. Both are the worst over the iterations, after one warm-up fan-out that
+// opens the connections.
 func BenchmarkFanOut(b *testing.B) {
 	s := brokerSigner(b)
 	signer := func(string) (*Signer, error) { return s, nil }
@@ -242,36 +249,54 @@ func BenchmarkFanOut(b *testing.B) {
 	b.Run("one-hanging", func(b *testing.B) {
 		peers := mk(true)
 		timeout := 500 * time.Millisecond
-		var worst float64
-		for b.Loop() {
+		run := func() float64 {
 			plan := MakePlan(PlanInput{Apps: peers, Now: time.Now(), Timeout: timeout, NewID: counter()})
 			start := time.Now()
 			res := RunBack(context.Background(), plan.Back, client, signer, timeout)
 			ratio := float64(time.Since(start)) / float64(timeout)
-			worst = max(worst, ratio)
 			if res[17].ErrorClass != ClassTimeout {
 				b.Fatalf("hanging app: %q", res[17].ErrorClass)
 			}
+			return ratio
+		}
+		run()
+		var worst float64
+		for b.Loop() {
+			worst = max(worst, run())
 		}
 		b.ReportMetric(worst, "total/timeout")
 	})
 	b.Run("all-answering", func(b *testing.B) {
 		peers := mk(false)
-		var worst float64
-		for b.Loop() {
+		var worstLeg, worstExchange float64
+		var total, slowestLeg, slowestExchange time.Duration
+		run := func() {
 			plan := MakePlan(PlanInput{Apps: peers, Now: time.Now(), Timeout: 5 * time.Second, NewID: counter()})
 			start := time.Now()
 			res := RunBack(context.Background(), plan.Back, client, signer, 5*time.Second)
-			total := time.Since(start)
-			var slowest time.Duration
+			total = time.Since(start)
+			slowestLeg, slowestExchange = 0, 0
 			for _, r := range res {
 				if !r.OK() {
 					b.Fatalf("%s: %s", r.Leg.Peer.Name, r.Diagnosis)
 				}
-				slowest = max(slowest, r.Latency)
+				slowestLeg = max(slowestLeg, r.Elapsed)
+				slowestExchange = max(slowestExchange, r.Latency)
 			}
-			worst = max(worst, float64(total)/float64(slowest))
 		}
-		b.ReportMetric(worst, "total/slowest-leg")
+		run()
+		var sumTotal, sumLeg, sumExchange time.Duration
+		n := 0
+		for b.Loop() {
+			run()
+			worstLeg = max(worstLeg, float64(total)/float64(slowestLeg))
+			worstExchange = max(worstExchange, float64(total)/float64(slowestExchange))
+			sumTotal, sumLeg, sumExchange, n = sumTotal+total, sumLeg+slowestLeg, sumExchange+slowestExchange, n+1
+		}
+		b.ReportMetric(worstLeg, "total/slowest-leg")
+		b.ReportMetric(worstExchange, "total/slowest-exchange")
+		b.ReportMetric(float64(sumTotal.Milliseconds())/float64(n), "total-ms")
+		b.ReportMetric(float64(sumLeg.Milliseconds())/float64(n), "slowest-leg-ms")
+		b.ReportMetric(float64(sumExchange.Milliseconds())/float64(n), "slowest-exchange-ms")
 	})
 }

@@ -247,11 +247,12 @@ func (s *Store) FinishLeg(ctx context.Context, tenantID, legID string, g *db.Log
 	}
 	args = append(args, tenantID, legID, db.LegPending)
 	// The conditional UPDATE is atomic on its own; only when it matches nothing does a second
-	// statement tell a done leg from a missing one.
+	// statement tell a done leg from a missing one. Find, not Scan: gorm's Scan renders the
+	// statement with its arguments (both messages) for a trace even when nothing logs.
 	w := s.w.WithContext(ctx)
 	err := w.Raw(`UPDATE logout_legs SET state = ?, status = ?, sub_status = ?, latency_ms = ?, error_class = ?,
 		diagnosis = ?, received = ?, finished_at = ?`+sent+` WHERE tenant_id = ? AND id = ? AND state = ? RETURNING *`,
-		args...).Scan(&rows).Error
+		args...).Find(&rows).Error
 	if err != nil {
 		return false, fmt.Errorf("finish logout leg: %w", translate(err))
 	}

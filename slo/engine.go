@@ -247,7 +247,7 @@ func (e *Engine) idpLogout(ctx context.Context, tenantID string, upstream *Peer,
 	// (yet), so that an assertion of one still on its way cannot open it. (Ending a session
 	// tombstones its own.)
 	for _, si := range unknown {
-		if err := e.tombstoneIndex(ctx, tenantID, connectionID, si, time.Time{}); err != nil {
+		if err := e.tombstoneIndex(ctx, e.Store, tenantID, connectionID, si, time.Time{}); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -329,17 +329,21 @@ type logout struct {
 func (e *Engine) endSessions(ctx context.Context, ss []*db.Session, now time.Time) ([]*db.Session, error) {
 	var out []*db.Session
 	for _, s := range ss {
-		ended, err := e.Store.EndSession(ctx, s.TenantID, s.ID, now)
+		// Ending and tombstoning share a transaction: one commit, and never one without the other.
+		var ended bool
+		err := db.Batch(ctx, e.Store, func(st Store) error {
+			var err error
+			if ended, err = st.EndSession(ctx, s.TenantID, s.ID, now); err != nil || !ended {
+				return err
+			}
+			return e.tombstone(ctx, st, s)
+		})
 		if err != nil {
 			return nil, err
 		}
-		if !ended {
-			continue
+		if ended {
+			out = append(out, s)
 		}
-		if err := e.tombstone(ctx, s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
 	}
 	return out, nil
 }
@@ -433,32 +437,51 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 		return lo, legs, nil
 	}
 	signer := func(alg string) (*Signer, error) { return e.Signers(ctx, lg.tenantID, alg) }
-	current := true // every leg in memory is as stored: no other replica finished one first
-	for _, r := range RunBack(ctx, back, e.SOAP, signer, e.timeout()) {
-		current = e.finish(ctx, byLeg[r.Leg], r) && current
+	results := RunBack(ctx, back, e.SOAP, signer, e.timeout())
+	// RunBack returns once every leg has settled: their results and the outcome are recorded in
+	// one transaction (one commit). Should it fail, each is recorded on its own.
+	var out *db.Logout
+	var outLegs []db.LogoutLeg
+	record := func(st Store) error {
+		current := true // every leg in memory is as stored: no other replica finished one first
+		for _, r := range results {
+			current = e.finishIn(ctx, st, byLeg[r.Leg], r) && current
+		}
+		var err error
+		if current {
+			out, outLegs, err = e.completeWith(ctx, st, lo, legs)
+		} else {
+			out, outLegs, err = e.completeIn(ctx, st, lo)
+		}
+		return err
 	}
-	if current {
-		return e.completeWith(ctx, lo, legs)
+	before := append([]db.LogoutLeg(nil), legs...)
+	if err := db.Batch(ctx, e.Store, record); err != nil {
+		e.Logger.WarnContext(ctx, "record logout in one transaction failed", "logout", lo.ID, "error", err)
+		copy(legs, before) // the transaction's writes are undone: so are its write-backs
+		if err := record(e.Store); err != nil {
+			return nil, nil, err
+		}
 	}
-	return e.complete(ctx, lo)
+	return out, outLegs, nil
 }
 
 // tombstone records the session's upstream SessionIndex as ended until the session would have
 // expired, so that a late assertion cannot open it again.
-func (e *Engine) tombstone(ctx context.Context, s *db.Session) error {
-	return e.tombstoneIndex(ctx, s.TenantID, s.ConnectionID, s.UpstreamSessionIndex, s.ExpiresAt)
+func (e *Engine) tombstone(ctx context.Context, st db.Replay, s *db.Session) error {
+	return e.tombstoneIndex(ctx, st, s.TenantID, s.ConnectionID, s.UpstreamSessionIndex, s.ExpiresAt)
 }
 
 // tombstoneIndex marks the IdP session index as logged out until the given time, and for at
 // least an hour (longer than any assertion of it is valid).
-func (e *Engine) tombstoneIndex(ctx context.Context, tenantID, connectionID, sessionIndex string, until time.Time) error {
+func (e *Engine) tombstoneIndex(ctx context.Context, st db.Replay, tenantID, connectionID, sessionIndex string, until time.Time) error {
 	if sessionIndex == "" {
 		return nil
 	}
 	if min := e.now().Add(time.Hour); until.Before(min) {
 		until = min
 	}
-	_, err := e.Store.MarkSeen(ctx, tenantID, TombstoneKey(connectionID, sessionIndex), until)
+	_, err := st.MarkSeen(ctx, tenantID, TombstoneKey(connectionID, sessionIndex), until)
 	return err
 }
 
@@ -482,11 +505,16 @@ func legRecord(l *Leg, now time.Time) db.LogoutLeg {
 // sent when the leg's record has none yet, in one write. It reports whether rec is now the stored
 // leg (the result was recorded here).
 func (e *Engine) finish(ctx context.Context, rec *db.LogoutLeg, r *Result) bool {
+	return e.finishIn(ctx, e.Store, rec, r)
+}
+
+// finishIn is finish through st.
+func (e *Engine) finishIn(ctx context.Context, st Store, rec *db.LogoutLeg, r *Result) bool {
 	upd := e.result(r, e.now())
 	if len(r.Sent) > 0 && len(rec.Sent) == 0 {
 		upd.Sent = r.Sent
 	}
-	ok, err := e.Store.FinishLeg(ctx, rec.TenantID, rec.ID, &upd)
+	ok, err := st.FinishLeg(ctx, rec.TenantID, rec.ID, &upd)
 	if err != nil {
 		e.Logger.WarnContext(ctx, "record leg failed", "leg", rec.ID, "error", err)
 	} else if ok {
@@ -535,16 +563,21 @@ func addProviderDiagnosis(r *Result) {
 
 // complete sets the outcome from the legs, once every leg is done.
 func (e *Engine) complete(ctx context.Context, lo *db.Logout) (*db.Logout, []db.LogoutLeg, error) {
-	stored, legs, err := e.Store.GetLogout(ctx, lo.TenantID, lo.ID)
+	return e.completeIn(ctx, e.Store, lo)
+}
+
+// completeIn is complete through st.
+func (e *Engine) completeIn(ctx context.Context, st Store, lo *db.Logout) (*db.Logout, []db.LogoutLeg, error) {
+	stored, legs, err := st.GetLogout(ctx, lo.TenantID, lo.ID)
 	if err != nil {
 		return nil, nil, err
 	}
-	return e.finishLogout(ctx, stored, legs, false)
+	return e.finishLogout(ctx, st, stored, legs, false)
 }
 
 // completeWith is complete for a logout whose record and legs in memory are as stored (this
 // process created it and recorded every leg's result), without reading them back.
-func (e *Engine) completeWith(ctx context.Context, lo *db.Logout, legs []db.LogoutLeg) (*db.Logout, []db.LogoutLeg, error) {
+func (e *Engine) completeWith(ctx context.Context, st Store, lo *db.Logout, legs []db.LogoutLeg) (*db.Logout, []db.LogoutLeg, error) {
 	// Times as the store keeps them (and GetLogout would return them): microseconds, UTC.
 	cur := *lo
 	cur.StartedAt, cur.Deadline = storedTime(cur.StartedAt), storedTime(cur.Deadline)
@@ -553,7 +586,7 @@ func (e *Engine) completeWith(ctx context.Context, lo *db.Logout, legs []db.Logo
 	for i := range out {
 		out[i].StartedAt, out[i].FinishedAt = storedTime(out[i].StartedAt), storedTimePtr(out[i].FinishedAt)
 	}
-	return e.finishLogout(ctx, &cur, out, true)
+	return e.finishLogout(ctx, st, &cur, out, true)
 }
 
 func storedTime(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }
@@ -568,7 +601,7 @@ func storedTimePtr(t *time.Time) *time.Time {
 
 // finishLogout records the outcome of stored once every leg is done. When the logout was finished
 // elsewhere meanwhile (a conflict) and stored is only this process's copy, the stored one is read.
-func (e *Engine) finishLogout(ctx context.Context, stored *db.Logout, legs []db.LogoutLeg, inMemory bool) (*db.Logout, []db.LogoutLeg, error) {
+func (e *Engine) finishLogout(ctx context.Context, st Store, stored *db.Logout, legs []db.LogoutLeg, inMemory bool) (*db.Logout, []db.LogoutLeg, error) {
 	for _, l := range legs {
 		if l.State != db.LegDone {
 			return stored, legs, nil // front-channel legs still running
@@ -576,12 +609,12 @@ func (e *Engine) finishLogout(ctx context.Context, stored *db.Logout, legs []db.
 	}
 	fin := e.now()
 	stored.State, stored.Outcome, stored.FinishedAt = db.LogoutFinished, Outcome(legs), &fin
-	if err := e.Store.UpdateLogout(ctx, stored); err != nil {
+	if err := st.UpdateLogout(ctx, stored); err != nil {
 		if !errors.Is(err, db.ErrConflict) {
 			return nil, nil, err
 		}
 		if inMemory {
-			return e.complete(ctx, stored)
+			return e.completeIn(ctx, st, stored)
 		}
 	}
 	e.Logger.InfoContext(ctx, "logout finished", "tenant", stored.TenantID, "logout", stored.ID, "trigger", stored.Trigger, "outcome", stored.Outcome, "legs", len(legs))

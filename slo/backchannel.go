@@ -25,8 +25,8 @@ type Result struct {
 	Leg     *Leg
 	Status  Status
 	Latency time.Duration // the exchange with the peer: request sent to answer received
-	// Elapsed is the whole leg as RunBack ran it: signing the request, the exchange, and checking
-	// the answer.
+	// Elapsed is the whole leg as RunBack ran it, from when it started the leg's goroutine:
+	// waiting to be scheduled, signing the request, the exchange, and checking the answer.
 	Elapsed    time.Duration
 	ErrorClass string // "" when the peer confirmed the logout
 	Diagnosis  string // plain words for support staff
@@ -49,11 +49,11 @@ func RunBack(ctx context.Context, legs []*Leg, caller SOAPCaller, signerFor func
 	var wg sync.WaitGroup
 	for i, l := range legs {
 		wg.Add(1)
+		start := time.Now() // the leg starts here, waiting for a core included
 		go func() {
 			defer wg.Done()
 			lctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
-			start := time.Now()
 			r := runSOAPLeg(lctx, l, caller, signerFor, timeout)
 			r.Elapsed = time.Since(start)
 			out[i] = r

@@ -223,8 +223,8 @@ func TestRunBackSigningUnavailable(t *testing.T) {
 // signing its answer. With one hanging, the whole fan-out must take about one leg timeout
 // (parallel, not a sum): metric total/timeout, target ≤ 1.1. With all answering (each after a
 // 50 ms delay), total/slowest-leg, target ≤ 1.2, where a leg is what the fan-out runs for one
-// app, from its start to its result: signing the request, the exchange, checking the answer
-// (Result.Elapsed). total/slowest-exchange divides by the slowest exchange alone (request sent to
+// app, from when RunBack starts it to its result: waiting for a core, signing the request, the
+// exchange, checking the answer (Result.Elapsed). total/slowest-exchange divides by the slowest exchange alone (request sent to
 // answer received, the log's latency): beyond the fan-out's own overhead it counts the legs'
 // signing and checking, about 100 RSA signatures and 100 verifications per fan-out shared by
 // the machine's cores. Both are the worst over the iterations, after one warm-up fan-out that

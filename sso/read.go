@@ -44,11 +44,11 @@ func xmlText(el *etree.Element) string {
 }
 
 // attrValue is the value of el's attribute with the local name, whatever its prefix; the last one
-// when repeated (as encoding/xml reads it).
+// when repeated (as encoding/xml reads it). A namespace declaration (xmlns:ID) is no attribute.
 func attrValue(el *etree.Element, name string) (string, bool) {
 	v, ok := "", false
 	for _, a := range el.Attr {
-		if a.Key == name {
+		if a.Key == name && a.Space != "xmlns" {
 			v, ok = a.Value, true
 		}
 	}

@@ -1,7 +1,6 @@
 package sso
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -69,6 +68,13 @@ func (h *Handler) spACS(c echo.Context) error {
 		return err
 	}
 	a := &checked.assertion
+	fresh, err := h.store.MarkSeen(ctx, t.ID, "assertion|"+conn.ID+"|"+a.ID, checked.expires)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		return refuse(ReasonReplay, nil, "assertion %s from %s was already used", a.ID, up.EntityID)
+	}
 	// A logged-out IdP session stays logged out: a late assertion cannot open it again.
 	if si := a.AuthnStatements[0].SessionIndex; si != "" {
 		ended, err := h.store.Seen(ctx, t.ID, slo.TombstoneKey(conn.ID, si), now)
@@ -90,57 +96,36 @@ func (h *Handler) spACS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cur, err := h.currentSession(c, t)
+	sess, created, err := h.openSession(c, t, conn, checked)
 	if err != nil {
 		return err
 	}
-	// The assertion is used up, the session opened and the app made its participant in one
-	// transaction: all of it or, when the assertion was already used, none.
-	var (
-		sess    *db.Session
-		part    *db.Participant
-		secret  string
-		created bool
-	)
-	err = db.Batch(ctx, h.store, func(st Store) error {
-		fresh, err := st.MarkSeen(ctx, t.ID, "assertion|"+conn.ID+"|"+a.ID, checked.expires)
-		if err != nil {
-			return err
-		}
-		if !fresh {
-			return refuse(ReasonReplay, nil, "assertion %s from %s was already used", a.ID, up.EntityID)
-		}
-		if sess, secret, created, err = h.openSession(ctx, st, t, conn, cur, checked); err != nil {
-			return err
-		}
-		part, err = h.participant(ctx, st, t.Slug, sess, app, pending.NameIDFormat, created)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	h.setSessionCookie(c, t.Slug, secret, sess.ExpiresAt)
 	h.logger.InfoContext(ctx, "signed in at idp", "tenant", t.Slug, "idp", up.EntityID, "session", sess.ID, "app", app.Name)
-	return h.issue(c, t, sess, app, sp, issueTarget{acs: pending.ACSURL, inResponseTo: pending.AppRequestID, relayState: pending.RelayState, nameIDFormat: pending.NameIDFormat, participant: part})
+	return h.issue(c, t, sess, app, sp, issueTarget{acs: pending.ACSURL, inResponseTo: pending.AppRequestID, relayState: pending.RelayState, nameIDFormat: pending.NameIDFormat, newSession: created})
 }
 
-// openSession extends the browser's current session cur when it is the same user at the same
-// IdP, else creates a new one (created); either way with a new cookie secret for the caller to
-// set.
-func (h *Handler) openSession(ctx context.Context, st Store, t *db.Tenant, conn *db.Connection, cur *db.Session, checked *checkedResponse) (_ *db.Session, secret string, created bool, _ error) {
+// openSession extends the browser's session when it is the same user at the same IdP, else
+// creates a new one (created) and sets its cookie.
+func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection, checked *checkedResponse) (_ *db.Session, created bool, _ error) {
+	ctx := c.Request().Context()
 	a := &checked.assertion
 	nameID := a.Subject.NameID
 	sessionIndex := a.AuthnStatements[0].SessionIndex
 	now := h.now()
+	cur, err := h.currentSession(c, t)
+	if err != nil {
+		return nil, false, err
+	}
 	if cur != nil && cur.ConnectionID == conn.ID && cur.NameID == nameID.Value && cur.NameIDFormat == nameID.Format && cur.UpstreamSessionIndex == sessionIndex {
 		// A fresh authentication extends the session and rotates its cookie secret.
 		secret := newSecret()
 		cur.ExpiresAt = now.Add(h.cfg.SessionLifetime)
 		cur.CookieHash = cookieHash(secret)
-		if err := st.UpdateSession(ctx, cur); err != nil {
-			return nil, "", false, err
+		if err := h.store.UpdateSession(ctx, cur); err != nil {
+			return nil, false, err
 		}
-		return cur, secret, false, nil
+		h.setSessionCookie(c, t.Slug, secret, cur.ExpiresAt)
+		return cur, false, nil
 	}
 	var attrs []Attribute
 	for _, st := range a.AttributeStatements {
@@ -154,9 +139,9 @@ func (h *Handler) openSession(ctx context.Context, st Store, t *db.Tenant, conn 
 	}
 	attrJSON, err := json.Marshal(attrs)
 	if err != nil {
-		return nil, "", false, err
+		return nil, false, err
 	}
-	secret = newSecret()
+	secret := newSecret()
 	s := &db.Session{
 		TenantID:             t.ID,
 		ConnectionID:         conn.ID,
@@ -173,10 +158,11 @@ func (h *Handler) openSession(ctx context.Context, st Store, t *db.Tenant, conn 
 	if sno := a.AuthnStatements[0].SessionNotOnOrAfter; sno != nil && sno.Before(s.ExpiresAt) {
 		s.ExpiresAt = sno.UTC()
 	}
-	if err := st.CreateSession(ctx, s); err != nil {
-		return nil, "", false, err
+	if err := h.store.CreateSession(ctx, s); err != nil {
+		return nil, false, err
 	}
-	return s, secret, true, nil
+	h.setSessionCookie(c, t.Slug, secret, s.ExpiresAt)
+	return s, true, nil
 }
 
 // attributes decodes a session's attributes into SAML attributes for an app.

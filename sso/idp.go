@@ -1,11 +1,9 @@
 package sso
 
 import (
-	"context"
 	"encoding/xml"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
@@ -32,21 +30,6 @@ type appRequest struct {
 	req        saml.AuthnRequest
 	acs        string
 	relayState string
-	// seen is the request's replay-cache entry until expires, recorded by markSeen.
-	seen    string
-	expires time.Time
-}
-
-// markSeen records the request in the replay cache: a request received before is refused.
-func (h *Handler) markSeen(ctx context.Context, st Store, t *db.Tenant, ar *appRequest) error {
-	fresh, err := st.MarkSeen(ctx, t.ID, ar.seen, ar.expires)
-	if err != nil {
-		return err
-	}
-	if !fresh {
-		return refuse(ReasonReplay, nil, "AuthnRequest %s from app %s was already received", ar.req.ID, ar.app.Name)
-	}
-	return nil
 }
 
 // idpSSO receives an AuthnRequest from an app (Redirect or POST binding).
@@ -66,20 +49,14 @@ func (h *Handler) idpSSO(c echo.Context) error {
 			return err
 		}
 		if sess != nil {
-			if err := h.markSeen(ctx, h.store, t, ar); err != nil {
-				return err
-			}
 			h.logger.InfoContext(ctx, "sign-in from existing session", "tenant", t.Slug, "app", ar.app.Name, "session", sess.ID)
 			return h.issue(c, t, sess, ar.app, ar.sp, issueTarget{acs: ar.acs, inResponseTo: ar.req.ID, relayState: ar.relayState, nameIDFormat: ar.nameIDFormat()})
 		}
 	}
 	if ar.req.IsPassive != nil && *ar.req.IsPassive {
-		if err := h.markSeen(ctx, h.store, t, ar); err != nil {
-			return err
-		}
 		return h.issueStatus(c, t, ar.app, issueTarget{acs: ar.acs, inResponseTo: ar.req.ID, relayState: ar.relayState}, saml.StatusResponder, "urn:oasis:names:tc:SAML:2.0:status:NoPassive")
 	}
-	return h.startUpstream(c, t, ar) // which records the request with the pending one
+	return h.startUpstream(c, t, ar)
 }
 
 func (ar *appRequest) forceAuthn() bool { return ar.req.ForceAuthn != nil && *ar.req.ForceAuthn }
@@ -92,8 +69,8 @@ func (ar *appRequest) nameIDFormat() string {
 }
 
 // readAuthnRequest decodes and checks an app's AuthnRequest: a registered issuer, its signature
-// when signed (required when its metadata says it signs), destination, time, and an ACS URL from
-// its metadata. The replay check is the caller's (markSeen), with whatever else it records.
+// when signed (required when its metadata says it signs), destination, time, replay, and an ACS
+// URL from its metadata.
 func (h *Handler) readAuthnRequest(c echo.Context, t *db.Tenant) (*appRequest, error) {
 	r := c.Request()
 	var (
@@ -185,8 +162,14 @@ func (h *Handler) readAuthnRequest(c echo.Context, t *db.Tenant) (*appRequest, e
 	if err != nil {
 		return nil, refuse(ReasonACS, err, "app %s", app.Name)
 	}
-	return &appRequest{app: app, sp: sp, req: req, acs: acs, relayState: relayState,
-		seen: "authnrequest|" + app.ID + "|" + req.ID, expires: now.Add(h.cfg.MaxIssueDelay + 2*h.cfg.ClockSkew)}, nil
+	fresh, err := h.store.MarkSeen(ctx, t.ID, "authnrequest|"+app.ID+"|"+req.ID, now.Add(h.cfg.MaxIssueDelay+2*h.cfg.ClockSkew))
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		return nil, refuse(ReasonReplay, nil, "AuthnRequest %s from app %s was already received", req.ID, app.Name)
+	}
+	return &appRequest{app: app, sp: sp, req: req, acs: acs, relayState: relayState}, nil
 }
 
 // parseXML checks that doc is well-formed XML that round-trips through encoding/xml (no

@@ -19,8 +19,8 @@ type issueTarget struct {
 	inResponseTo string // the app's AuthnRequest ID
 	relayState   string
 	nameIDFormat string // the format the app asked for, if any
-	// participant is the app's participant record when the caller has it already.
-	participant *db.Participant
+	// newSession: the session was created by this request, so it has no participant yet.
+	newSession bool
 }
 
 const (
@@ -31,12 +31,9 @@ const (
 // issue makes the app a participant of the session and POSTs it a signed Response.
 func (h *Handler) issue(c echo.Context, t *db.Tenant, s *db.Session, app *db.App, sp *metadata.SP, tgt issueTarget) error {
 	ctx := c.Request().Context()
-	p := tgt.participant
-	if p == nil {
-		var err error
-		if p, err = h.participant(ctx, h.store, t.Slug, s, app, tgt.nameIDFormat, false); err != nil {
-			return err
-		}
+	p, err := h.participant(ctx, t.Slug, s, app, tgt.nameIDFormat, tgt.newSession)
+	if err != nil {
+		return err
 	}
 	attrs, err := attributes(s)
 	if err != nil {
@@ -57,9 +54,9 @@ func (h *Handler) issue(c echo.Context, t *db.Tenant, s *db.Session, app *db.App
 // participant returns the app's participant record in the session, creating it on the app's
 // first sign-in: the NameID and SessionIndex the broker issues to that app. A session this
 // request created has none to look up.
-func (h *Handler) participant(ctx context.Context, st Store, slug string, s *db.Session, app *db.App, wantFormat string, newSession bool) (*db.Participant, error) {
+func (h *Handler) participant(ctx context.Context, slug string, s *db.Session, app *db.App, wantFormat string, newSession bool) (*db.Participant, error) {
 	if !newSession {
-		ps, err := st.ListParticipants(ctx, s.TenantID, s.ID)
+		ps, err := h.store.ListParticipants(ctx, s.TenantID, s.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +88,7 @@ func (h *Handler) participant(ctx context.Context, st Store, slug string, s *db.
 		p.NameQualifier = h.IdPEntityID(slug)
 		p.SPNameQualifier = app.EntityID
 	}
-	if err := st.AddParticipant(ctx, p); err != nil {
+	if err := h.store.AddParticipant(ctx, p); err != nil {
 		return nil, err
 	}
 	return p, nil

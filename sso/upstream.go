@@ -107,14 +107,7 @@ func (h *Handler) startUpstream(c echo.Context, t *db.Tenant, ar *appRequest) er
 	}
 	sign := !up.Quirks.DontSignAuthnRequests || up.WantAuthnRequestsSigned
 	sigAlg := up.Quirks.AuthnRequestSigAlg
-	// The app's request is recorded as seen and the pending request kept in one transaction.
-	err = db.Batch(ctx, h.store, func(st Store) error {
-		if err := h.markSeen(ctx, st, t, ar); err != nil {
-			return err
-		}
-		return st.CreatePendingRequest(ctx, p)
-	})
-	if err != nil {
+	if err := h.store.CreatePendingRequest(ctx, p); err != nil {
 		return err
 	}
 	el := req.Element()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/beevik/etree"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
 )
 
@@ -58,6 +59,35 @@ func FuzzRoundTripReference(f *testing.F) {
 		ref := xrv.Validate(bytes.NewReader(doc))
 		if (ours == nil) != (ref == nil) && !strings.Contains(strings.ToLower(string(doc)), "encoding") {
 			t.Fatalf("ours: %v; reference: %v", ours, ref)
+		}
+	})
+}
+
+// BenchmarkValidateRoundTrip: the check on a real signed IdP Response (SimpleSAMLphp's), beside
+// a plain etree parse of the same bytes for scale.
+func BenchmarkValidateRoundTrip(b *testing.B) {
+	raw, err := os.ReadFile("testdata/ssp-idp-response.b64")
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc, err := DecodePOST(string(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("roundtrip", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		for b.Loop() {
+			if err := ValidateRoundTrip(doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("etree-parse", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		for b.Loop() {
+			if err := etree.NewDocument().ReadFromBytes(doc); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -95,7 +95,8 @@ func SignEnveloped(el *etree.Element, signer crypto.Signer, cert *x509.Certifica
 // certificates and returns the verified element (without its signature): callers must read the
 // returned element, never el, so that only signed bytes are trusted. The certificates are
 // trusted by key, as SAML metadata trust is; their validity dates are not checked. ErrNoSignature
-// when el has no signature child.
+// when el has no signature child. el is left as it was, but is changed during the call (its
+// signature's KeyInfo is set aside): no other goroutine may use el's tree meanwhile.
 func VerifyEnveloped(el *etree.Element, certs []*x509.Certificate, allowSHA1 bool) (*etree.Element, error) {
 	var sigEl *etree.Element
 	for _, c := range el.ChildElements() {
@@ -115,22 +116,20 @@ func VerifyEnveloped(el *etree.Element, certs []*x509.Certificate, allowSHA1 boo
 	if len(certs) == 0 {
 		return nil, &Error{Reason: "no certificate to verify the signature with", Err: ErrBadSignature}
 	}
-	// Trust by key: strip KeyInfo (a signer's embedded certificate proves nothing) and try each
-	// pinned certificate as the only root, at a time inside its validity.
-	work := el.Copy()
-	for _, c := range work.ChildElements() {
-		if c.Tag == "Signature" && c.NamespaceURI() == xmldsigNS {
-			if ki := c.SelectElement("KeyInfo"); ki != nil {
-				c.RemoveChild(ki)
-			}
-		}
+	// Trust by key: set KeyInfo aside (a signer's embedded certificate proves nothing) and try each
+	// pinned certificate as the only root, at a time inside its validity. Validate works on its
+	// own copy of el, so el itself need not be copied; KeyInfo is put back when done.
+	if ki := sigEl.SelectElement("KeyInfo"); ki != nil {
+		i := ki.Index()
+		sigEl.RemoveChildAt(i)
+		defer sigEl.InsertChildAt(i, ki)
 	}
 	var lastErr error
 	for _, cert := range certs {
 		vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{cert}})
 		vc.IdAttribute = "ID"
 		vc.Clock = dsig.NewFakeClockAt(validInstant(cert))
-		verified, err := vc.Validate(work)
+		verified, err := vc.Validate(el)
 		if err == nil {
 			return verified, nil
 		}

@@ -117,6 +117,25 @@ func TestSignEnvelopedRoundTrip(t *testing.T) {
 	}
 }
 
+// VerifyEnveloped sets the signature's KeyInfo aside while it checks, and puts it back: its
+// argument serialises the same afterwards, whether the signature verified or not.
+func TestVerifyEnvelopedLeavesArgument(t *testing.T) {
+	signer, other := peers(t)
+	root := parseXML(t, signed(t, authnRequestXML, signer, ""))
+	if signatureOf(t, root).SelectElement("KeyInfo") == nil {
+		t.Fatal("the signed fixture has no KeyInfo to set aside")
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(root)
+	before, _ := doc.WriteToString()
+	for _, certs := range [][]*x509.Certificate{{signer.cert}, {other.cert}, {other.cert, signer.cert}} {
+		binding.VerifyEnveloped(root, certs, false)
+		if after, _ := doc.WriteToString(); after != before {
+			t.Fatalf("VerifyEnveloped changed its argument:\n%s\nwant\n%s", after, before)
+		}
+	}
+}
+
 func TestSignEnvelopedPlacement(t *testing.T) {
 	signer, _ := peers(t)
 	const ns = `xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"`

@@ -351,8 +351,9 @@ type Logouts interface {
 	UpdateLeg(ctx context.Context, leg *LogoutLeg) error
 	// FinishLeg records the result of the tenant's leg legID if it is still pending,
 	// atomically: State becomes LegDone, and Status, SubStatus, LatencyMS, ErrorClass,
-	// Diagnosis, Received and FinishedAt (the current time when nil) are taken from leg; the
-	// other fields of leg are ignored. It returns true and writes the stored leg back into leg
+	// Diagnosis, Received and FinishedAt (the current time when nil) are taken from leg, and
+	// Sent too when it is not empty (the message sent, recorded with the result in one write);
+	// the other fields of leg are ignored. It returns true and writes the stored leg back into leg
 	// when it recorded the result, false (leaving leg and the stored leg as they were) when
 	// the leg was already done, for example finished by another replica. A leg not in the
 	// tenant is ErrNotFound.
@@ -408,4 +409,30 @@ type Store interface {
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Batcher is a store that can run several calls in one transaction: one commit for the writes of
+// one step, all of them or none. Optional: a backend without it runs each call on its own.
+type Batcher interface {
+	// Batch calls fn with a Store whose every call runs in one transaction, committed when fn
+	// returns nil and rolled back when it returns an error. fn must use only the Store it is
+	// given (the backend may hold its write connection until fn returns) and do nothing slow
+	// (no signing, no network).
+	Batch(ctx context.Context, fn func(tx Store) error) error
+}
+
+// Batch runs fn in one transaction of s when s is a Batcher, else with s itself, each call on
+// its own. S is the part of the store the caller uses.
+func Batch[S any](ctx context.Context, s S, fn func(S) error) error {
+	b, ok := any(s).(Batcher)
+	if !ok {
+		return fn(s)
+	}
+	return b.Batch(ctx, func(tx Store) error {
+		txs, ok := any(tx).(S)
+		if !ok {
+			return errors.New("batch: the transaction's store lacks the caller's methods")
+		}
+		return fn(txs)
+	})
 }

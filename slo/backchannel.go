@@ -24,9 +24,9 @@ type SOAPCaller interface {
 type Result struct {
 	Leg        *Leg
 	Status     Status
-	Latency    time.Duration
-	ErrorClass string // "" when the peer confirmed the logout
-	Diagnosis  string // plain words for support staff
+	Latency    time.Duration // the exchange with the peer: request sent to answer received
+	ErrorClass string        // "" when the peer confirmed the logout
+	Diagnosis  string        // plain words for support staff
 	Sent       []byte
 	Received   []byte
 	// HTTPStatus is the status of a non-SAML HTTP answer, when there was one.

@@ -219,9 +219,14 @@ func TestRunBackSigningUnavailable(t *testing.T) {
 	}
 }
 
-// BenchmarkFanOut: 50 in-process SOAP apps. With one hanging, the whole fan-out must take about
-// one leg timeout (parallel, not a sum): metric total/timeout, target ≤ 1.1. With all answering
-// (each after a 50 ms delay), total/slowest-leg, target ≤ 1.2.
+// BenchmarkFanOut: 50 in-process SOAP apps, each verifying the broker's signed LogoutRequest and
+// signing its answer. With one hanging, the whole fan-out must take about one leg timeout
+// (parallel, not a sum): metric total/timeout, target ≤ 1.1. With all answering (each after a
+// 50 ms delay), total/slowest-leg, target ≤ 1.2, where the slowest leg is the slowest exchange
+// (request sent to answer received, the latency the log shows), so the fan-out's own work (about
+// 100 RSA signatures and 100 verifications shared by the machine's cores) counts against it.
+// Reported as the worst over the iterations and as the mean, after one warm-up fan-out that
+// opens the connections.
 func BenchmarkFanOut(b *testing.B) {
 	s := brokerSigner(b)
 	signer := func(string) (*Signer, error) { return s, nil }
@@ -242,36 +247,53 @@ func BenchmarkFanOut(b *testing.B) {
 	b.Run("one-hanging", func(b *testing.B) {
 		peers := mk(true)
 		timeout := 500 * time.Millisecond
-		var worst float64
-		for b.Loop() {
+		run := func() float64 {
 			plan := MakePlan(PlanInput{Apps: peers, Now: time.Now(), Timeout: timeout, NewID: counter()})
 			start := time.Now()
 			res := RunBack(context.Background(), plan.Back, client, signer, timeout)
 			ratio := float64(time.Since(start)) / float64(timeout)
-			worst = max(worst, ratio)
 			if res[17].ErrorClass != ClassTimeout {
 				b.Fatalf("hanging app: %q", res[17].ErrorClass)
 			}
+			return ratio
+		}
+		run()
+		var worst float64
+		for b.Loop() {
+			worst = max(worst, run())
 		}
 		b.ReportMetric(worst, "total/timeout")
 	})
+	// The slowest leg is the slowest exchange, request sent to answer received: the latency the
+	// logout log shows. Everything else the fan-out does (signing 50 requests, checking 50
+	// answers, scheduling) counts against the ratio.
 	b.Run("all-answering", func(b *testing.B) {
 		peers := mk(false)
-		var worst float64
-		for b.Loop() {
+		run := func() (total, slowest time.Duration) {
 			plan := MakePlan(PlanInput{Apps: peers, Now: time.Now(), Timeout: 5 * time.Second, NewID: counter()})
 			start := time.Now()
 			res := RunBack(context.Background(), plan.Back, client, signer, 5*time.Second)
-			total := time.Since(start)
-			var slowest time.Duration
+			total = time.Since(start)
 			for _, r := range res {
 				if !r.OK() {
 					b.Fatalf("%s: %s", r.Leg.Peer.Name, r.Diagnosis)
 				}
 				slowest = max(slowest, r.Latency)
 			}
-			worst = max(worst, float64(total)/float64(slowest))
+			return total, slowest
 		}
-		b.ReportMetric(worst, "total/slowest-leg")
+		run() // opens the connections
+		var worst float64
+		var sumTotal, sumSlowest time.Duration
+		n := 0
+		for b.Loop() {
+			total, slowest := run()
+			worst = max(worst, float64(total)/float64(slowest))
+			sumTotal, sumSlowest, n = sumTotal+total, sumSlowest+slowest, n+1
+		}
+		b.ReportMetric(worst, "worst-total/slowest-leg")
+		b.ReportMetric(float64(sumTotal)/float64(sumSlowest), "mean-total/slowest-leg")
+		b.ReportMetric(float64(sumTotal.Milliseconds())/float64(n), "total-ms")
+		b.ReportMetric(float64(sumSlowest.Milliseconds())/float64(n), "slowest-leg-ms")
 	})
 }

@@ -247,7 +247,7 @@ func (e *Engine) idpLogout(ctx context.Context, tenantID string, upstream *Peer,
 	// (yet), so that an assertion of one still on its way cannot open it. (Ending a session
 	// tombstones its own.)
 	for _, si := range unknown {
-		if err := e.tombstoneIndex(ctx, tenantID, connectionID, si, time.Time{}); err != nil {
+		if err := e.tombstoneIndex(ctx, e.Store, tenantID, connectionID, si, time.Time{}); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -329,6 +329,8 @@ type logout struct {
 func (e *Engine) endSessions(ctx context.Context, ss []*db.Session, now time.Time) ([]*db.Session, error) {
 	var out []*db.Session
 	for _, s := range ss {
+		// Two writes to different tables: a shared transaction would save no page write, and
+		// gorm prepares a statement anew in every transaction.
 		ended, err := e.Store.EndSession(ctx, s.TenantID, s.ID, now)
 		if err != nil {
 			return nil, err
@@ -336,7 +338,7 @@ func (e *Engine) endSessions(ctx context.Context, ss []*db.Session, now time.Tim
 		if !ended {
 			continue
 		}
-		if err := e.tombstone(ctx, s); err != nil {
+		if err := e.tombstone(ctx, e.Store, s); err != nil {
 			return nil, err
 		}
 		out = append(out, s)
@@ -395,7 +397,13 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 	legs := make([]db.LogoutLeg, 0, len(all))
 	for _, l := range all {
 		rec := legRecord(l, now)
-		if l.Channel != ChannelNone && (l.Channel != ChannelSOAP || (lg.browser && l.Peer.Upstream)) {
+		switch {
+		case l.Channel == ChannelNone:
+			// A peer that cannot be reached is settled at once: its leg is created done.
+			e.settled(&rec, &Result{Leg: l, ErrorClass: ClassNotSupported, Diagnosis: l.Reason}, now)
+		case l.Channel == ChannelSOAP && !(lg.browser && l.Peer.Upstream):
+			// A back-channel leg is recorded with its result, message included.
+		default:
 			// A front-channel request is kept unsigned; it is signed when the browser fetches it.
 			// So is the IdP's SOAP leg of a logout with a browser: it runs last, when the browser
 			// comes back from the apps' legs (Continue).
@@ -413,11 +421,8 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 	byLeg := map[*Leg]*db.LogoutLeg{}
 	for i, l := range all {
 		byLeg[l] = &legs[i]
-	}
-	// Peers that cannot be reached are settled at once.
-	for _, l := range all {
 		if l.Channel == ChannelNone {
-			e.finish(ctx, byLeg[l], &Result{Leg: l, ErrorClass: ClassNotSupported, Diagnosis: l.Reason})
+			e.logLeg(ctx, &legs[i], legs[i].ErrorClass, 0)
 		}
 	}
 	if lg.browser {
@@ -433,28 +438,51 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 		return lo, legs, nil
 	}
 	signer := func(alg string) (*Signer, error) { return e.Signers(ctx, lg.tenantID, alg) }
-	for _, r := range RunBack(ctx, back, e.SOAP, signer, e.timeout()) {
-		e.finish(ctx, byLeg[r.Leg], r)
+	results := RunBack(ctx, back, e.SOAP, signer, e.timeout())
+	// RunBack returns once every leg has settled: their results and the outcome are recorded in
+	// one transaction (one commit). Should it fail, each is recorded on its own.
+	var out *db.Logout
+	var outLegs []db.LogoutLeg
+	record := func(st Store) error {
+		current := true // every leg in memory is as stored: no other replica finished one first
+		for _, r := range results {
+			current = e.finishIn(ctx, st, byLeg[r.Leg], r) && current
+		}
+		var err error
+		if current {
+			out, outLegs, err = e.completeWith(ctx, st, lo, legs)
+		} else {
+			out, outLegs, err = e.completeIn(ctx, st, lo)
+		}
+		return err
 	}
-	return e.complete(ctx, lo)
+	before := append([]db.LogoutLeg(nil), legs...)
+	if err := db.Batch(ctx, e.Store, record); err != nil {
+		e.Logger.WarnContext(ctx, "record logout in one transaction failed", "logout", lo.ID, "error", err)
+		copy(legs, before) // the transaction's writes are undone: so are its write-backs
+		if err := record(e.Store); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, outLegs, nil
 }
 
 // tombstone records the session's upstream SessionIndex as ended until the session would have
 // expired, so that a late assertion cannot open it again.
-func (e *Engine) tombstone(ctx context.Context, s *db.Session) error {
-	return e.tombstoneIndex(ctx, s.TenantID, s.ConnectionID, s.UpstreamSessionIndex, s.ExpiresAt)
+func (e *Engine) tombstone(ctx context.Context, st db.Replay, s *db.Session) error {
+	return e.tombstoneIndex(ctx, st, s.TenantID, s.ConnectionID, s.UpstreamSessionIndex, s.ExpiresAt)
 }
 
 // tombstoneIndex marks the IdP session index as logged out until the given time, and for at
 // least an hour (longer than any assertion of it is valid).
-func (e *Engine) tombstoneIndex(ctx context.Context, tenantID, connectionID, sessionIndex string, until time.Time) error {
+func (e *Engine) tombstoneIndex(ctx context.Context, st db.Replay, tenantID, connectionID, sessionIndex string, until time.Time) error {
 	if sessionIndex == "" {
 		return nil
 	}
 	if min := e.now().Add(time.Hour); until.Before(min) {
 		until = min
 	}
-	_, err := e.Store.MarkSeen(ctx, tenantID, TombstoneKey(connectionID, sessionIndex), until)
+	_, err := st.MarkSeen(ctx, tenantID, TombstoneKey(connectionID, sessionIndex), until)
 	return err
 }
 
@@ -474,25 +502,49 @@ func legRecord(l *Leg, now time.Time) db.LogoutLeg {
 	return rec
 }
 
-// finish records a leg's result (once: another replica may have been first).
-func (e *Engine) finish(ctx context.Context, rec *db.LogoutLeg, r *Result) {
-	addProviderDiagnosis(r)
-	fin := e.now()
-	upd := db.LogoutLeg{Status: r.Status.Top(), SubStatus: r.Status.Sub(), LatencyMS: r.Latency.Milliseconds(), ErrorClass: r.ErrorClass,
-		Diagnosis: r.Diagnosis, Received: r.Received, FinishedAt: &fin}
+// finish records a leg's result (once: another replica may have been first), with the message
+// sent when the leg's record has none yet, in one write. It reports whether rec is now the stored
+// leg (the result was recorded here).
+func (e *Engine) finish(ctx context.Context, rec *db.LogoutLeg, r *Result) bool {
+	return e.finishIn(ctx, e.Store, rec, r)
+}
+
+// finishIn is finish through st.
+func (e *Engine) finishIn(ctx context.Context, st Store, rec *db.LogoutLeg, r *Result) bool {
+	upd := e.result(r, e.now())
 	if len(r.Sent) > 0 && len(rec.Sent) == 0 {
-		rec.Sent = r.Sent
-		if err := e.Store.UpdateLeg(ctx, rec); err != nil && !errors.Is(err, db.ErrConflict) {
-			e.Logger.WarnContext(ctx, "record sent message failed", "leg", rec.ID, "error", err)
-		}
+		upd.Sent = r.Sent
 	}
-	if ok, err := e.Store.FinishLeg(ctx, rec.TenantID, rec.ID, &upd); err != nil {
+	ok, err := st.FinishLeg(ctx, rec.TenantID, rec.ID, &upd)
+	if err != nil {
 		e.Logger.WarnContext(ctx, "record leg failed", "leg", rec.ID, "error", err)
 	} else if ok {
 		*rec = upd
 	}
+	e.logLeg(ctx, rec, r.ErrorClass, r.Latency)
+	return ok && err == nil
+}
+
+// settled fills a leg record that is created done with its result.
+func (e *Engine) settled(rec *db.LogoutLeg, r *Result, at time.Time) {
+	upd := e.result(r, at)
+	rec.State, rec.Status, rec.SubStatus, rec.LatencyMS = db.LegDone, upd.Status, upd.SubStatus, upd.LatencyMS
+	rec.ErrorClass, rec.Diagnosis, rec.Received, rec.FinishedAt = upd.ErrorClass, upd.Diagnosis, upd.Received, upd.FinishedAt
+	if len(r.Sent) > 0 {
+		rec.Sent = r.Sent
+	}
+}
+
+// result is the leg fields of a result, finished at the given time.
+func (e *Engine) result(r *Result, at time.Time) db.LogoutLeg {
+	addProviderDiagnosis(r)
+	return db.LogoutLeg{Status: r.Status.Top(), SubStatus: r.Status.Sub(), LatencyMS: r.Latency.Milliseconds(), ErrorClass: r.ErrorClass,
+		Diagnosis: r.Diagnosis, Received: r.Received, FinishedAt: &at}
+}
+
+func (e *Engine) logLeg(ctx context.Context, rec *db.LogoutLeg, class string, latency time.Duration) {
 	e.Logger.InfoContext(ctx, "logout leg finished", "tenant", rec.TenantID, "target", rec.TargetName, "channel", rec.Channel,
-		"error_class", r.ErrorClass, "latency_ms", r.Latency.Milliseconds())
+		"error_class", class, "latency_ms", latency.Milliseconds())
 }
 
 // addProviderDiagnosis appends what the peer's product says a failure means (e.g. Salesforce's
@@ -512,10 +564,45 @@ func addProviderDiagnosis(r *Result) {
 
 // complete sets the outcome from the legs, once every leg is done.
 func (e *Engine) complete(ctx context.Context, lo *db.Logout) (*db.Logout, []db.LogoutLeg, error) {
-	stored, legs, err := e.Store.GetLogout(ctx, lo.TenantID, lo.ID)
+	return e.completeIn(ctx, e.Store, lo)
+}
+
+// completeIn is complete through st.
+func (e *Engine) completeIn(ctx context.Context, st Store, lo *db.Logout) (*db.Logout, []db.LogoutLeg, error) {
+	stored, legs, err := st.GetLogout(ctx, lo.TenantID, lo.ID)
 	if err != nil {
 		return nil, nil, err
 	}
+	return e.finishLogout(ctx, st, stored, legs, false)
+}
+
+// completeWith is complete for a logout whose record and legs in memory are as stored (this
+// process created it and recorded every leg's result), without reading them back.
+func (e *Engine) completeWith(ctx context.Context, st Store, lo *db.Logout, legs []db.LogoutLeg) (*db.Logout, []db.LogoutLeg, error) {
+	// Times as the store keeps them (and GetLogout would return them): microseconds, UTC.
+	cur := *lo
+	cur.StartedAt, cur.Deadline = storedTime(cur.StartedAt), storedTime(cur.Deadline)
+	cur.FinishedAt = storedTimePtr(cur.FinishedAt)
+	out := append([]db.LogoutLeg(nil), legs...)
+	for i := range out {
+		out[i].StartedAt, out[i].FinishedAt = storedTime(out[i].StartedAt), storedTimePtr(out[i].FinishedAt)
+	}
+	return e.finishLogout(ctx, st, &cur, out, true)
+}
+
+func storedTime(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }
+
+func storedTimePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	s := storedTime(*t)
+	return &s
+}
+
+// finishLogout records the outcome of stored once every leg is done. When the logout was finished
+// elsewhere meanwhile (a conflict) and stored is only this process's copy, the stored one is read.
+func (e *Engine) finishLogout(ctx context.Context, st Store, stored *db.Logout, legs []db.LogoutLeg, inMemory bool) (*db.Logout, []db.LogoutLeg, error) {
 	for _, l := range legs {
 		if l.State != db.LegDone {
 			return stored, legs, nil // front-channel legs still running
@@ -523,8 +610,13 @@ func (e *Engine) complete(ctx context.Context, lo *db.Logout) (*db.Logout, []db.
 	}
 	fin := e.now()
 	stored.State, stored.Outcome, stored.FinishedAt = db.LogoutFinished, Outcome(legs), &fin
-	if err := e.Store.UpdateLogout(ctx, stored); err != nil && !errors.Is(err, db.ErrConflict) {
-		return nil, nil, err
+	if err := st.UpdateLogout(ctx, stored); err != nil {
+		if !errors.Is(err, db.ErrConflict) {
+			return nil, nil, err
+		}
+		if inMemory {
+			return e.completeIn(ctx, st, stored)
+		}
 	}
 	e.Logger.InfoContext(ctx, "logout finished", "tenant", stored.TenantID, "logout", stored.ID, "trigger", stored.Trigger, "outcome", stored.Outcome, "legs", len(legs))
 	return stored, legs, nil

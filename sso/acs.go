@@ -96,18 +96,18 @@ func (h *Handler) spACS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sess, err := h.openSession(c, t, conn, checked)
+	sess, created, err := h.openSession(c, t, conn, checked)
 	if err != nil {
 		return err
 	}
 	h.clearReauthCookie(c, t.Slug) // signed in again: a later sign-in is not "after a logout"
 	h.logger.InfoContext(ctx, "signed in at idp", "tenant", t.Slug, "idp", up.EntityID, "session", sess.ID, "app", app.Name)
-	return h.issue(c, t, sess, app, sp, issueTarget{acs: pending.ACSURL, inResponseTo: pending.AppRequestID, relayState: pending.RelayState, nameIDFormat: pending.NameIDFormat})
+	return h.issue(c, t, sess, app, sp, issueTarget{acs: pending.ACSURL, inResponseTo: pending.AppRequestID, relayState: pending.RelayState, nameIDFormat: pending.NameIDFormat, newSession: created})
 }
 
 // openSession extends the browser's session when it is the same user at the same IdP, else
-// creates a new one and sets its cookie.
-func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection, checked *checkedResponse) (*db.Session, error) {
+// creates a new one (created) and sets its cookie.
+func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection, checked *checkedResponse) (_ *db.Session, created bool, _ error) {
 	ctx := c.Request().Context()
 	a := &checked.assertion
 	nameID := a.Subject.NameID
@@ -115,7 +115,7 @@ func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection,
 	now := h.now()
 	cur, err := h.currentSession(c, t)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if cur != nil && cur.ConnectionID == conn.ID && cur.NameID == nameID.Value && cur.NameIDFormat == nameID.Format && cur.UpstreamSessionIndex == sessionIndex {
 		// A fresh authentication extends the session and rotates its cookie secret.
@@ -123,10 +123,10 @@ func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection,
 		cur.ExpiresAt = now.Add(h.cfg.SessionLifetime)
 		cur.CookieHash = cookieHash(secret)
 		if err := h.store.UpdateSession(ctx, cur); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		h.setSessionCookie(c, t.Slug, secret, cur.ExpiresAt)
-		return cur, nil
+		return cur, false, nil
 	}
 	var attrs []Attribute
 	for _, st := range a.AttributeStatements {
@@ -140,7 +140,7 @@ func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection,
 	}
 	attrJSON, err := json.Marshal(attrs)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	secret := newSecret()
 	s := &db.Session{
@@ -160,10 +160,10 @@ func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection,
 		s.ExpiresAt = sno.UTC()
 	}
 	if err := h.store.CreateSession(ctx, s); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	h.setSessionCookie(c, t.Slug, secret, s.ExpiresAt)
-	return s, nil
+	return s, true, nil
 }
 
 // attributes decodes a session's attributes into SAML attributes for an app.

@@ -19,6 +19,8 @@ type issueTarget struct {
 	inResponseTo string // the app's AuthnRequest ID
 	relayState   string
 	nameIDFormat string // the format the app asked for, if any
+	// newSession: the session was created by this request, so it has no participant yet.
+	newSession bool
 }
 
 const (
@@ -29,7 +31,7 @@ const (
 // issue makes the app a participant of the session and POSTs it a signed Response.
 func (h *Handler) issue(c echo.Context, t *db.Tenant, s *db.Session, app *db.App, sp *metadata.SP, tgt issueTarget) error {
 	ctx := c.Request().Context()
-	p, err := h.participant(ctx, t.Slug, s, app, tgt.nameIDFormat)
+	p, err := h.participant(ctx, t.Slug, s, app, tgt.nameIDFormat, tgt.newSession)
 	if err != nil {
 		return err
 	}
@@ -50,15 +52,18 @@ func (h *Handler) issue(c echo.Context, t *db.Tenant, s *db.Session, app *db.App
 }
 
 // participant returns the app's participant record in the session, creating it on the app's
-// first sign-in: the NameID and SessionIndex the broker issues to that app.
-func (h *Handler) participant(ctx context.Context, slug string, s *db.Session, app *db.App, wantFormat string) (*db.Participant, error) {
-	ps, err := h.store.ListParticipants(ctx, s.TenantID, s.ID)
-	if err != nil {
-		return nil, err
-	}
-	for i := range ps {
-		if ps[i].AppID == app.ID {
-			return &ps[i], nil
+// first sign-in: the NameID and SessionIndex the broker issues to that app. A session this
+// request created has none to look up.
+func (h *Handler) participant(ctx context.Context, slug string, s *db.Session, app *db.App, wantFormat string, newSession bool) (*db.Participant, error) {
+	if !newSession {
+		ps, err := h.store.ListParticipants(ctx, s.TenantID, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		for i := range ps {
+			if ps[i].AppID == app.ID {
+				return &ps[i], nil
+			}
 		}
 	}
 	p := &db.Participant{

@@ -93,11 +93,12 @@ func (h *Handler) checkResponse(root *etree.Element, want responseExpectation) (
 	}
 
 	var out checkedResponse
-	if err := unmarshalElement(root, &out.response); err != nil {
+	// Read straight from the trees: root as verified (or unsigned), and only the verified
+	// assertion element, never the Response's copy of it.
+	if err := readResponse(root, &out.response); err != nil {
 		return nil, refuse(ReasonMalformed, err, "Response")
 	}
-	out.response.Assertion = nil // only the verified assertion element is read
-	if err := unmarshalElement(assertionEl, &out.assertion); err != nil {
+	if err := readAssertion(assertionEl, &out.assertion); err != nil {
 		return nil, refuse(ReasonMalformed, err, "Assertion")
 	}
 	resp, a := &out.response, &out.assertion

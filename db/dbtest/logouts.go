@@ -217,17 +217,17 @@ var logoutTests = []test{
 		t := h.tenant("acme")
 		l, legs := h.createLogout(h.newLogout(t.ID, "app-1", "u"), h.newLeg("app", "app-2"), h.newLeg("upstream", "conn-1"))
 		fin := t0.Add(time.Hour)
-		// Only the result fields of the argument count.
+		// Only the result fields of the argument count, and Sent (when not empty: legs[1] below keeps its own).
 		res := db.LogoutLeg{
 			ID: "ignored", TenantID: "ignored", LogoutID: "ignored", Target: "ignored", TargetID: "ignored",
 			TargetName: "ignored", Channel: "ignored", RequestID: "ignored", State: db.LegPending,
 			Status: "urn:oasis:names:tc:SAML:2.0:status:Success", SubStatus: "sub", LatencyMS: 42, ErrorClass: "",
-			Diagnosis: "logged out", Sent: []byte("ignored"), Received: []byte("<samlp:LogoutResponse/>"),
+			Diagnosis: "logged out", Sent: []byte("<samlp:LogoutRequest/>"), Received: []byte("<samlp:LogoutResponse/>"),
 			StartedAt: t0.Add(99 * time.Hour), FinishedAt: &fin,
 		}
 		want := legs[0]
 		want.State, want.Status, want.SubStatus, want.LatencyMS = db.LegDone, res.Status, res.SubStatus, 42
-		want.Diagnosis, want.Received, want.FinishedAt = res.Diagnosis, res.Received, &fin
+		want.Diagnosis, want.Sent, want.Received, want.FinishedAt = res.Diagnosis, res.Sent, res.Received, &fin
 		got := res
 		ok, err := h.s.FinishLeg(h.ctx, t.ID, legs[0].ID, &got)
 		h.ok("finish", err)

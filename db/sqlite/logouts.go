@@ -188,26 +188,25 @@ func (s *Store) GetLogout(ctx context.Context, tenantID, id string) (*db.Logout,
 
 // updateWhile sets cols on the row (tenantID, id) of model's table if the row also matches cond
 // (the row is not final): no such row in the tenant is db.ErrNotFound, a row that does not
-// match cond is db.ErrConflict.
+// match cond is db.ErrConflict. The conditional UPDATE is one statement, atomic on its own; only
+// when it matches nothing does a second one tell the two cases apart.
 func (s *Store) updateWhile(ctx context.Context, what string, model any, tenantID, id, cond string, arg any, cols map[string]any) error {
-	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(model).Where("tenant_id = ? AND id = ? AND "+cond, tenantID, id, arg).Updates(cols)
-		if res.Error != nil || res.RowsAffected > 0 {
-			return res.Error
-		}
-		var n int64
-		if err := tx.Model(model).Where("tenant_id = ? AND id = ?", tenantID, id).Count(&n).Error; err != nil {
-			return err
-		}
-		if n == 0 {
-			return db.ErrNotFound
-		}
-		return fmt.Errorf("%s is final: %w", what, db.ErrConflict)
-	})
-	if err != nil {
+	w := s.w.WithContext(ctx)
+	res := w.Model(model).Where("tenant_id = ? AND id = ? AND "+cond, tenantID, id, arg).Updates(cols)
+	if res.Error != nil {
+		return fmt.Errorf("update %s: %w", what, translate(res.Error))
+	}
+	if res.RowsAffected > 0 {
+		return nil
+	}
+	var n int64
+	if err := w.Model(model).Where("tenant_id = ? AND id = ?", tenantID, id).Count(&n).Error; err != nil {
 		return fmt.Errorf("update %s: %w", what, translate(err))
 	}
-	return nil
+	if n == 0 {
+		return fmt.Errorf("update %s: %w", what, db.ErrNotFound)
+	}
+	return fmt.Errorf("update %s: %s is final: %w", what, what, db.ErrConflict)
 }
 
 // UpdateLogout stores every field of l but ID, TenantID and StartedAt, if the stored logout is
@@ -239,27 +238,32 @@ func (s *Store) FinishLeg(ctx context.Context, tenantID, legID string, g *db.Log
 		finished = *g.FinishedAt
 	}
 	var rows []legRow
-	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		err := tx.Raw(`UPDATE logout_legs SET state = ?, status = ?, sub_status = ?, latency_ms = ?, error_class = ?,
-			diagnosis = ?, received = ?, finished_at = ? WHERE tenant_id = ? AND id = ? AND state = ? RETURNING *`,
-			db.LegDone, g.Status, g.SubStatus, g.LatencyMS, g.ErrorClass, g.Diagnosis, blob(g.Received), micros(finished),
-			tenantID, legID, db.LegPending).Scan(&rows).Error
-		if err != nil || len(rows) > 0 {
-			return err
-		}
-		var n int64
-		if err := tx.Model(&legRow{}).Where("tenant_id = ? AND id = ?", tenantID, legID).Count(&n).Error; err != nil {
-			return err
-		}
-		if n == 0 {
-			return db.ErrNotFound
-		}
-		return nil
-	})
+	// The message sent is stored with the result when given (one write instead of two).
+	sent := ""
+	args := []any{db.LegDone, g.Status, g.SubStatus, g.LatencyMS, g.ErrorClass, g.Diagnosis, blob(g.Received), micros(finished)}
+	if len(g.Sent) > 0 {
+		sent = ", sent = ?"
+		args = append(args, g.Sent)
+	}
+	args = append(args, tenantID, legID, db.LegPending)
+	// The conditional UPDATE is atomic on its own; only when it matches nothing does a second
+	// statement tell a done leg from a missing one. Find, not Scan: gorm's Scan renders the
+	// statement with its arguments (both messages) for a trace even when nothing logs.
+	w := s.w.WithContext(ctx)
+	err := w.Raw(`UPDATE logout_legs SET state = ?, status = ?, sub_status = ?, latency_ms = ?, error_class = ?,
+		diagnosis = ?, received = ?, finished_at = ?`+sent+` WHERE tenant_id = ? AND id = ? AND state = ? RETURNING *`,
+		args...).Find(&rows).Error
 	if err != nil {
 		return false, fmt.Errorf("finish logout leg: %w", translate(err))
 	}
 	if len(rows) == 0 {
+		var n int64
+		if err := w.Model(&legRow{}).Where("tenant_id = ? AND id = ?", tenantID, legID).Count(&n).Error; err != nil {
+			return false, fmt.Errorf("finish logout leg: %w", translate(err))
+		}
+		if n == 0 {
+			return false, fmt.Errorf("finish logout leg: %w", db.ErrNotFound)
+		}
 		return false, nil
 	}
 	*g = rows[0].record()

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/sloworks/broker/db"
 )
 
@@ -63,31 +61,26 @@ func (s *Store) ListParticipantsOfApp(ctx context.Context, tenantID, appID, name
 }
 
 // EndSession sets the session's EndedAt if it is NULL, in one conditional UPDATE: of concurrent
-// calls exactly one matches.
+// calls exactly one matches. Only when it matches nothing does a second statement tell an ended
+// session from a missing one.
 func (s *Store) EndSession(ctx context.Context, tenantID, id string, at time.Time) (bool, error) {
-	var ended bool
-	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&sessionRow{}).Where("tenant_id = ? AND id = ? AND ended_at IS NULL", tenantID, id).
-			Update("ended_at", micros(at))
-		if res.Error != nil {
-			return res.Error
-		}
-		if ended = res.RowsAffected > 0; ended {
-			return nil
-		}
-		var n int64
-		if err := tx.Model(&sessionRow{}).Where("tenant_id = ? AND id = ?", tenantID, id).Count(&n).Error; err != nil {
-			return err
-		}
-		if n == 0 {
-			return db.ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
+	w := s.w.WithContext(ctx)
+	res := w.Model(&sessionRow{}).Where("tenant_id = ? AND id = ? AND ended_at IS NULL", tenantID, id).
+		Update("ended_at", micros(at))
+	if res.Error != nil {
+		return false, fmt.Errorf("end session: %w", translate(res.Error))
+	}
+	if res.RowsAffected > 0 {
+		return true, nil
+	}
+	var n int64
+	if err := w.Model(&sessionRow{}).Where("tenant_id = ? AND id = ?", tenantID, id).Count(&n).Error; err != nil {
 		return false, fmt.Errorf("end session: %w", translate(err))
 	}
-	return ended, nil
+	if n == 0 {
+		return false, fmt.Errorf("end session: %w", db.ErrNotFound)
+	}
+	return false, nil
 }
 
 // ListExpiredSessions returns live sessions that expired before the given time, across tenants,

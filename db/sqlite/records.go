@@ -352,8 +352,10 @@ func (s *Store) CreatePendingRequest(ctx context.Context, p *db.PendingRequest) 
 // (ExpiresAt <= now) is deleted and reported as db.ErrNotFound.
 func (s *Store) TakePendingRequest(ctx context.Context, tenantID, id string, now time.Time) (*db.PendingRequest, error) {
 	var rows []pendingRow
+	// Find, not Scan: gorm's Scan renders the statement with its arguments for a trace even when
+	// nothing logs.
 	err := s.w.WithContext(ctx).Raw(`DELETE FROM pending_requests WHERE tenant_id = ? AND id = ? RETURNING *`,
-		tenantID, id).Scan(&rows).Error
+		tenantID, id).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("take pending request: %w", translate(err))
 	}

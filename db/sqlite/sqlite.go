@@ -338,3 +338,11 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		return nil
 	})
 }
+
+// Batch runs fn with a Store bound to one write transaction (see db.Batcher): its reads and
+// writes go through the transaction, and CreateLogout's own transaction nests as a savepoint.
+func (s *Store) Batch(ctx context.Context, fn func(tx db.Store) error) error {
+	return s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&Store{w: tx, r: tx, now: s.now})
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -66,7 +67,12 @@ func (a *API) rotateKey(c echo.Context) error {
 func (a *API) keyFail(c echo.Context, err error) error {
 	switch {
 	case errors.Is(err, keys.ErrRotationPending):
-		return apiError(c, http.StatusConflict, codeConflict, "", err.Error())
+		// The caller named the tenant by its slug: say what is pending, not the tenant's ID.
+		msg := err.Error()
+		if i := strings.Index(msg, keys.ErrRotationPending.Error()); i > 0 {
+			msg = msg[i:]
+		}
+		return apiError(c, http.StatusConflict, codeConflict, "", msg)
 	case errors.Is(err, keys.ErrUnavailable):
 		return apiError(c, http.StatusServiceUnavailable, "unavailable", "", "signing keys are unavailable right now (Vault); try again later")
 	}

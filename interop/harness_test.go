@@ -203,9 +203,8 @@ type env struct {
 	brokerURL string
 	token     string
 
-	keys      keyBackend        // where the broker keeps tenants' signing keys
 	brokerEnv []string          // more environment for the broker (KEY=value), e.g. BROKER_KEY_ROTATION_OVERLAP
-	vault     *vaulttest.Server // the Vault dev server holding them (vaultKeys only)
+	vault     *vaulttest.Server // the Vault holding the broker's keys (nil: local keys)
 
 	idpURL, sspSPURL, pySPURL string // peer base URLs (set when started)
 	mellonURL, pyIdPURL       string // Apache + mod_auth_mellon SP, pysaml2 IdP (set when started)
@@ -254,7 +253,6 @@ func newEnvKeysEnv(t *testing.T, kb keyBackend, brokerEnv []string) *env {
 	requirePeers(t)
 	bin := brokerBinary(t)
 	e := newPeersEnv(t)
-	e.keys = kb
 	e.brokerEnv = brokerEnv
 	switch kb {
 	case vaultKeys:

@@ -42,7 +42,6 @@ Messages are also kept in the state folder: last_soap_request.xml (sent), last_s
 import argparse
 import glob
 import html
-import http.cookies
 import http.server
 import json
 import logging
@@ -52,15 +51,13 @@ import secrets
 import sys
 import threading
 import time
-import traceback
-import urllib.parse
 
 import requests
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from peer import (cert, decode_front, fetch_metadata, opt, redirect_signature_ok, soap_fault,  # noqa: E402
+from peer import (cert, decode_front, handler_base, fetch_metadata, opt, redirect_signature_ok,  # noqa: E402
                   soap_unwrap, state_dir, status_of, xmlsec_verify)
 
 import defusedxml.ElementTree as DET  # noqa: E402
@@ -382,20 +379,27 @@ class IdP:
                    status=status.status_code.value)
         h.reply(200, body, 'text/xml; charset=utf-8')
 
-    def slo_front(self, h, binding, params, raw_query):
-        e = self.ent()
-        if 'SAMLRequest' not in params:
-            return h.reply(400, json.dumps({'error': 'no SAMLRequest (this IdP starts no front-channel logout)'}),
-                           'application/json')
+    def read_front_logout_request(self, binding, params, raw_query):
+        """The LogoutRequest of a front-channel request: its raw XML, the parsed message, its
+        issuer, and whether its signature (Redirect: over the raw query; POST: enveloped) verifies
+        with the issuer's certificates, and why not."""
         raw = decode_front(params['SAMLRequest'], binding)
-        self.save('last_front_request.xml', raw)
-        m = e.parse_logout_request(params['SAMLRequest'], binding).message
+        m = self.ent().parse_logout_request(params['SAMLRequest'], binding).message
         issuer = m.issuer.text if m.issuer is not None else None
         certs = self.sp_certs(issuer) if issuer else []
         if binding == BINDING_HTTP_REDIRECT:
             verified, why = redirect_signature_ok(raw_query, certs)
         else:
             verified, why = xmlsec_verify(raw, certs, 'LogoutRequest') if b'Signature' in raw else (False, 'unsigned')
+        return raw, m, issuer, verified, why
+
+    def slo_front(self, h, binding, params, raw_query):
+        e = self.ent()
+        if 'SAMLRequest' not in params:
+            return h.reply(400, json.dumps({'error': 'no SAMLRequest (this IdP starts no front-channel logout)'}),
+                           'application/json')
+        raw, m, issuer, verified, why = self.read_front_logout_request(binding, params, raw_query)
+        self.save('last_front_request.xml', raw)
         got, sis, killed, near, status = self.end_matching(m, verified, why)
         self.event(dir='in', msg='LogoutRequest', binding=binding, id=m.id, issuer=issuer, destination=m.destination,
                    name_id=got, session_index=sis, signature_ok=verified, detail=why, sessions_ended=killed,
@@ -420,64 +424,9 @@ class IdP:
 
 
 def make_handler(idp):
-    class H(http.server.BaseHTTPRequestHandler):
-        protocol_version = 'HTTP/1.1'
-
-        def log_message(self, fmt, *a):
-            log.info('%s %s', self.address_string(), fmt % a)
-
-        def cookie(self, name):
-            c = http.cookies.SimpleCookie(self.headers.get('Cookie', ''))
-            return c[name].value if name in c else None
-
-        def reply(self, code, body, ctype, cookie=None):
-            b = body.encode() if isinstance(body, str) else body
-            self.send_response(code)
-            self.send_header('Content-Type', ctype)
-            self.send_header('Content-Length', str(len(b)))
-            if cookie:
-                self.send_header('Set-Cookie', '%s=%s; Path=/; HttpOnly' % cookie)
-            self.end_headers()
-            self.wfile.write(b)
-
-        def redirect(self, loc, cookie=None):
-            self.send_response(302)
-            self.send_header('Location', loc)
-            self.send_header('Content-Length', '0')
-            if cookie:
-                self.send_header('Set-Cookie', '%s=%s; Path=/; HttpOnly' % cookie)
-            self.end_headers()
-
-        def do_GET(self):
-            self.dispatch('GET')
-
-        def do_POST(self):
-            self.dispatch('POST')
-
-        def dispatch(self, method):
-            u = urllib.parse.urlsplit(self.path)
-            q = dict(urllib.parse.parse_qsl(u.query))
-            body = b''
-            if method == 'POST':
-                body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
-            ctype = (self.headers.get('Content-Type') or '').split(';')[0]
-            form = dict(urllib.parse.parse_qsl(body.decode())) if ctype == 'application/x-www-form-urlencoded' else {}
-            try:
-                # /initslo holds the lock while it waits for the SP's answer: the SP (the broker)
-                # does not call back into this IdP during a SOAP logout it did not start.
-                with idp.lock:
-                    self.route(method, u.path, q, form, body, u.query)
-            except Exception as ex:
-                traceback.print_exc()
-                idp.event(dir='error', path=u.path, error=repr(ex))
-                try:
-                    if u.path == idp.paths.get('slo_soap'):
-                        self.reply(500, soap_fault('soap-env:Server', repr(ex)), 'text/xml; charset=utf-8')
-                    else:
-                        self.reply(500, json.dumps({'error': repr(ex)}), 'application/json')
-                except Exception:
-                    pass
-
+    # /initslo holds the lock while it waits for the SP's answer: the SP (the broker) does not
+    # call back into this IdP during a SOAP logout it did not start.
+    class H(handler_base(idp)):
         def route(self, method, path, q, form, body, raw_query):
             p = idp
             at = {k: v for k, v in p.paths.items() if v}

@@ -561,8 +561,11 @@ class Peer:
                                  'all_sessions': len(self.sessions)}, default=str), 'application/json')
 
 
-def make_handler(peer):
-    class H(http.server.BaseHTTPRequestHandler):
+def handler_base(owner):
+    """The HTTP plumbing every peer shares (the SP here, the IdP in idp.py): cookies, replies,
+    redirects, and dispatch of each request to route() under the owner's lock; an exception
+    becomes a SOAP fault on the owner's SOAP logout path, else a JSON 500, and an error event."""
+    class Base(http.server.BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'
 
         def log_message(self, fmt, *a):
@@ -605,19 +608,24 @@ def make_handler(peer):
             ctype = (self.headers.get('Content-Type') or '').split(';')[0]
             form = dict(urllib.parse.parse_qsl(body.decode())) if ctype == 'application/x-www-form-urlencoded' else {}
             try:
-                with peer.lock:
+                with owner.lock:
                     self.route(method, u.path, q, form, body, u.query)
             except Exception as ex:
                 traceback.print_exc()
-                peer.event(dir='error', path=u.path, error=repr(ex))
+                owner.event(dir='error', path=u.path, error=repr(ex))
                 try:
-                    if u.path == peer.paths['slo_soap']:   # a SOAP requester gets a SOAP 1.1 fault (status 500)
+                    if u.path == owner.paths.get('slo_soap'):   # a SOAP requester gets a SOAP 1.1 fault (status 500)
                         self.reply(500, soap_fault('soap-env:Server', repr(ex)), 'text/xml; charset=utf-8')
                     else:
                         self.reply(500, json.dumps({'error': repr(ex)}), 'application/json')
                 except Exception:
                     pass
 
+    return Base
+
+
+def make_handler(peer):
+    class H(handler_base(peer)):
         def route(self, method, path, q, form, body, raw_query):
             p = peer
             at = p.paths

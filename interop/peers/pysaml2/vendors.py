@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import idp as idpmod  # noqa: E402
 import peer as peermod  # noqa: E402
-from peer import decode_front, fetch_metadata, redirect_signature_ok, xmlsec_verify  # noqa: E402
+from peer import decode_front, fetch_metadata  # noqa: E402
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
 from saml2.s_utils import status_message_factory  # noqa: E402
@@ -104,15 +104,7 @@ class SalesforceIdP(idpmod.IdP):
     def slo_front(self, h, binding, params, raw_query):
         if 'SAMLRequest' not in params:
             return super().slo_front(h, binding, params, raw_query)
-        e = self.ent()
-        raw = decode_front(params['SAMLRequest'], binding)
-        m = e.parse_logout_request(params['SAMLRequest'], binding).message
-        issuer = m.issuer.text if m.issuer is not None else None
-        certs = self.sp_certs(issuer) if issuer else []
-        if binding == BINDING_HTTP_REDIRECT:
-            verified, why = redirect_signature_ok(raw_query, certs)
-        else:
-            verified, why = xmlsec_verify(raw, certs, 'LogoutRequest') if b'Signature' in raw else (False, 'unsigned')
+        raw, m, issuer, verified, why = self.read_front_logout_request(binding, params, raw_query)
         sig, digest = signature_alg(binding, raw_query, raw)
         sis = [s.text for s in (m.session_index or [])]
         first = sis[0] if sis else None   # only the first SessionIndex counts

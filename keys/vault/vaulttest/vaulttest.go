@@ -171,25 +171,20 @@ func (v *Server) Restart(t testing.TB) {
 }
 
 // answers reports whether the server answers HTTP at all (initialised or not, sealed or not).
-func (v *Server) answers() bool {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(v.Addr + "/v1/sys/health")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return true
-}
+func (v *Server) answers() bool { return v.healthStatus() != 0 }
 
 // healthy reports whether Vault answers as initialized, unsealed and active (200).
-func (v *Server) healthy() bool {
+func (v *Server) healthy() bool { return v.healthStatus() == http.StatusOK }
+
+// healthStatus is the status of /v1/sys/health, 0 when the server does not answer.
+func (v *Server) healthStatus() int {
 	c := &http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(v.Addr + "/v1/sys/health")
 	if err != nil {
-		return false
+		return 0
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return resp.StatusCode
 }
 
 // freePortPair finds a port P with P+1 also free: Vault dev binds P+1 for clustering.

@@ -50,15 +50,16 @@ func BenchmarkBackChannelLogout(b *testing.B) {
 	}
 	e.EndSession(ctx, tn.ID, newSession(), "admin", "bench") // warm up
 	h.brokerSigs.Store(0)
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration
 	n := 0
 	for b.Loop() {
 		b.StopTimer()
 		id := newSession()
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU()
 		lo, _, err := e.EndSession(ctx, tn.ID, id, "admin", "bench")
 		elapsed += time.Since(start)
+		cpu += processCPU() - cpu0
 		if err != nil || lo.Outcome != "partial" { // the test IdP has no SLO: its leg is not_supported
 			b.Fatalf("logout: %v %+v", err, lo)
 		}
@@ -73,4 +74,8 @@ func BenchmarkBackChannelLogout(b *testing.B) {
 	b.ReportMetric(perSec/(signs/sigs), "ratio")
 	// What is not RSA signing: the logout's time less its signatures at the measured speed.
 	b.ReportMetric((elapsed.Seconds()/float64(n)-sigs/signs)*1e6, "nonsign-us/logout")
+	// Per CPU-second: logouts over the CPU time the process used during them (every thread).
+	perCPU := float64(n) / cpu.Seconds()
+	b.ReportMetric(perCPU, "logouts/cpu-s")
+	b.ReportMetric(perCPU/(signs/sigs), "cpu-ratio")
 }

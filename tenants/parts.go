@@ -51,6 +51,7 @@ func (s *Service) CreateConnection(ctx context.Context, t *db.Tenant, providerNa
 		return nil, nil, fmt.Errorf("configure connection: %w", err)
 	}
 	c := &db.Connection{TenantID: t.ID, Name: name, Provider: providerName, Config: config, EntityID: up.EntityID, Metadata: up.Metadata}
+	defer s.rows.reset()
 	if err := s.store.CreateConnection(ctx, c); err != nil {
 		if errors.Is(err, db.ErrConflict) {
 			return nil, nil, &InputError{Field: "name", Kind: KindConflict, Message: fmt.Sprintf("the tenant already has a connection named %q or one to IdP %q", name, up.EntityID), Err: err}
@@ -87,14 +88,19 @@ func (s *Service) Upstream(c *db.Connection) (*providers.Upstream, error) {
 
 // LoginConnection returns the connection a tenant's users sign in through: its oldest one.
 func (s *Service) LoginConnection(ctx context.Context, tenantID string) (*db.Connection, *providers.Upstream, error) {
-	conns, err := s.store.ListConnections(ctx, tenantID)
+	c, err := cachedLookup(s.rows, rowKey("login-connection", tenantID), copyConnection, func() (*db.Connection, error) {
+		conns, err := s.store.ListConnections(ctx, tenantID)
+		if err != nil {
+			return nil, fmt.Errorf("list connections: %w", err)
+		}
+		if len(conns) == 0 {
+			return nil, ErrNoConnection
+		}
+		return &conns[0], nil
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("list connections: %w", err)
+		return nil, nil, err
 	}
-	if len(conns) == 0 {
-		return nil, nil, ErrNoConnection
-	}
-	c := &conns[0]
 	up, err := s.Upstream(c)
 	if err != nil {
 		return nil, nil, err
@@ -104,7 +110,9 @@ func (s *Service) LoginConnection(ctx context.Context, tenantID string) (*db.Con
 
 // Connection returns one of the tenant's connections, opened.
 func (s *Service) Connection(ctx context.Context, tenantID, id string) (*db.Connection, *providers.Upstream, error) {
-	c, err := s.store.GetConnection(ctx, tenantID, id)
+	c, err := cachedLookup(s.rows, rowKey("connection", tenantID, id), copyConnection, func() (*db.Connection, error) {
+		return s.store.GetConnection(ctx, tenantID, id)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -122,6 +130,7 @@ func (s *Service) ListConnections(ctx context.Context, tenantID string) ([]db.Co
 
 // DeleteConnection deletes one of the tenant's connections.
 func (s *Service) DeleteConnection(ctx context.Context, tenantID, id string) error {
+	defer s.rows.reset()
 	if err := s.store.DeleteConnection(ctx, tenantID, id); err != nil {
 		return err
 	}
@@ -184,6 +193,7 @@ func (s *Service) CreateApp(ctx context.Context, t *db.Tenant, in AppInput) (*db
 	}
 	a := &db.App{TenantID: t.ID, Name: name, EntityID: sp.EntityID, MetadataURL: in.MetadataURL, Metadata: doc, SignResponse: in.SignResponse, NoFrameLogout: in.NoFrameLogout,
 		Provider: provider, LogoutSigAlg: in.LogoutSignatureAlgorithm}
+	defer s.rows.reset()
 	if err := s.store.CreateApp(ctx, a); err != nil {
 		if errors.Is(err, db.ErrConflict) {
 			return nil, nil, &InputError{Field: "name", Kind: KindConflict, Message: fmt.Sprintf("the tenant already has an app named %q or one with entity ID %q", name, sp.EntityID), Err: err}
@@ -246,7 +256,9 @@ func (s *Service) AppQuirks(a *db.App) (providers.Quirks, error) {
 
 // AppByEntityID returns the tenant's app with the entity ID and its metadata.
 func (s *Service) AppByEntityID(ctx context.Context, tenantID, entityID string) (*db.App, *metadata.SP, error) {
-	a, err := s.store.GetAppByEntityID(ctx, tenantID, entityID)
+	a, err := cachedLookup(s.rows, rowKey("app-entity", tenantID, entityID), copyApp, func() (*db.App, error) {
+		return s.store.GetAppByEntityID(ctx, tenantID, entityID)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -259,7 +271,9 @@ func (s *Service) AppByEntityID(ctx context.Context, tenantID, entityID string) 
 
 // App returns one of the tenant's apps.
 func (s *Service) App(ctx context.Context, tenantID, id string) (*db.App, error) {
-	return s.store.GetApp(ctx, tenantID, id)
+	return cachedLookup(s.rows, rowKey("app", tenantID, id), copyApp, func() (*db.App, error) {
+		return s.store.GetApp(ctx, tenantID, id)
+	})
 }
 
 // ListApps returns the tenant's apps.
@@ -269,6 +283,7 @@ func (s *Service) ListApps(ctx context.Context, tenantID string) ([]db.App, erro
 
 // DeleteApp deletes one of the tenant's apps.
 func (s *Service) DeleteApp(ctx context.Context, tenantID, id string) error {
+	defer s.rows.reset()
 	if err := s.store.DeleteApp(ctx, tenantID, id); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sloworks/broker/db"
 	"github.com/sloworks/broker/keys"
@@ -39,6 +40,8 @@ type Service struct {
 	mu        sync.Mutex
 	upstreams map[string]*providers.Upstream // by connection ID
 	apps      map[string]*metadata.SP        // by app ID
+
+	rows *rowCache
 }
 
 // New returns a Service. providers is the catalogue of provider plugins by name.
@@ -54,7 +57,16 @@ func New(store Store, ks keys.Source, catalogue map[string]providers.Provider, e
 		logger:    logger,
 		upstreams: map[string]*providers.Upstream{},
 		apps:      map[string]*metadata.SP{},
+		rows:      newRowCache(DefaultRowTTL, time.Now),
 	}
+}
+
+// WithRowTTL sets how long tenants, apps and connections are served from memory (DefaultRowTTL
+// unless set; 0 reads the store every time) and the clock that ages them; it returns s. Call it
+// before serving.
+func (s *Service) WithRowTTL(ttl time.Duration, now func() time.Time) *Service {
+	s.rows = newRowCache(ttl, now)
+	return s
 }
 
 // WithAppProviders adds the catalogue of app providers by name (products as apps behind the
@@ -131,6 +143,7 @@ func (s *Service) CreateTenant(ctx context.Context, slug, name string) (*db.Tena
 		return nil, &InputError{Field: "name", Kind: KindInvalid, Message: "name is longer than 200 characters"}
 	}
 	t := &db.Tenant{Slug: slug, Name: name}
+	defer s.rows.reset()
 	if err := s.store.CreateTenant(ctx, t); err != nil {
 		if errors.Is(err, db.ErrConflict) {
 			return nil, &InputError{Field: "slug", Kind: KindConflict, Message: fmt.Sprintf("a tenant with slug %q already exists", slug), Err: err}
@@ -145,7 +158,9 @@ func (s *Service) TenantBySlug(ctx context.Context, slug string) (*db.Tenant, er
 	if !ValidSlug(slug) {
 		return nil, db.ErrNotFound
 	}
-	return s.store.GetTenantBySlug(ctx, slug)
+	return cachedLookup(s.rows, rowKey("tenant-slug", slug), copyTenant, func() (*db.Tenant, error) {
+		return s.store.GetTenantBySlug(ctx, slug)
+	})
 }
 
 // ListTenants returns every tenant.
@@ -163,6 +178,7 @@ func (s *Service) DeleteTenant(ctx context.Context, t *db.Tenant) error {
 	if err != nil {
 		return fmt.Errorf("delete tenant: %w", err)
 	}
+	defer s.rows.reset()
 	if err := s.store.DeleteTenant(ctx, t.ID); err != nil {
 		return fmt.Errorf("delete tenant: %w", err)
 	}
@@ -182,5 +198,7 @@ func (s *Service) DeleteTenant(ctx context.Context, t *db.Tenant) error {
 
 // Tenant returns the tenant with the ID (db.ErrNotFound when none).
 func (s *Service) Tenant(ctx context.Context, id string) (*db.Tenant, error) {
-	return s.store.GetTenant(ctx, id)
+	return cachedLookup(s.rows, rowKey("tenant", id), copyTenant, func() (*db.Tenant, error) {
+		return s.store.GetTenant(ctx, id)
+	})
 }

@@ -3,6 +3,7 @@ package binding
 import (
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -116,6 +117,24 @@ func VerifyEnveloped(el *etree.Element, certs []*x509.Certificate, allowSHA1 boo
 	if len(certs) == 0 {
 		return nil, &Error{Reason: "no certificate to verify the signature with", Err: ErrBadSignature}
 	}
+	verified, err := verifyDirect(el, sigEl, certs, allowSHA1)
+	switch {
+	case err == nil:
+		return verified, nil
+	case !errors.Is(err, errOffPath):
+		var be *Error
+		if errors.As(err, &be) {
+			return nil, be
+		}
+		return nil, &Error{Reason: el.Tag + " signature does not verify against the peer's certificates", Err: fmt.Errorf("%w: %v", ErrBadSignature, err)}
+	}
+	// Any other shape goes to goxmldsig's general validator.
+	return verifyGeneral(el, sigEl, certs)
+}
+
+// verifyGeneral verifies through goxmldsig's ValidationContext, which takes every shape of
+// enveloped signature goxmldsig knows.
+func verifyGeneral(el, sigEl *etree.Element, certs []*x509.Certificate) (*etree.Element, error) {
 	// Trust by key: set KeyInfo aside (a signer's embedded certificate proves nothing) and try each
 	// pinned certificate as the only root, at a time inside its validity. Validate works on its
 	// own copy of el, so el itself need not be copied; KeyInfo is put back when done.

@@ -1,0 +1,247 @@
+package binding
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/russellhaering/goxmldsig/etreeutils"
+	"github.com/russellhaering/goxmldsig/types"
+)
+
+const envelopedTransform = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+
+// errOffPath says a signature is not of the one shape verifyDirect handles; VerifyEnveloped then
+// hands it to goxmldsig's general validator, which decides.
+var errOffPath = errors.New("signature shape outside the direct path")
+
+// verifyDirect verifies the enveloped signature sigEl (a direct child of el) of the shape every
+// SAML signer we meet makes: SignedInfo canonicalized with exclusive c14n, one Reference to
+// el's ID, transforms enveloped-signature and exclusive c14n (with an optional inclusive prefix
+// list). It does what goxmldsig's ValidationContext.Validate does for that shape, in the same
+// order and with the same primitives (etreeutils' namespace contexts and exclusive c14n,
+// etree's canonical serialization, x509's signature check), without its general search for the
+// signature: the signature over the canonical SignedInfo is checked first, the Reference is read
+// from those verified bytes only, the digest is compared over el without its signature, and the
+// element returned is parsed from the digested bytes. It returns errOffPath, having checked
+// nothing, for any other shape.
+//
+// checkSignatureAlgorithms has already run: one Reference, no c14n with comments, an accepted
+// SignatureMethod and DigestMethod.
+func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1 bool) (*etree.Element, error) {
+	// The shape goxmldsig insists on (validateShape): one SignedInfo, one SignatureValue, at
+	// most one KeyInfo, counted by local name.
+	var signedInfo, sigValue *etree.Element
+	counts := map[string]int{}
+	for _, c := range sigEl.ChildElements() {
+		counts[c.Tag]++
+		switch c.Tag {
+		case "SignedInfo":
+			signedInfo = c
+		case "SignatureValue":
+			sigValue = c
+		}
+	}
+	if counts["SignedInfo"] != 1 || counts["SignatureValue"] != 1 || counts["KeyInfo"] > 1 {
+		return nil, errOffPath
+	}
+	if signedInfo.NamespaceURI() != xmldsigNS || sigValue.NamespaceURI() != xmldsigNS || len(sigValue.ChildElements()) != 0 {
+		return nil, errOffPath
+	}
+	cm := signedInfo.SelectElement("CanonicalizationMethod")
+	if cm == nil || cm.NamespaceURI() != xmldsigNS || cm.SelectAttrValue("Algorithm", "") != excC14N || len(cm.ChildElements()) != 0 {
+		return nil, errOffPath
+	}
+	if !directReference(signedInfo) {
+		return nil, errOffPath
+	}
+	sm := signedInfo.SelectElement("SignatureMethod")
+	if sm == nil {
+		return nil, errOffPath
+	}
+	alg, err := x509Algorithm(sm.SelectAttrValue("Algorithm", ""), allowSHA1)
+	if err != nil {
+		return nil, err
+	}
+
+	// The canonical SignedInfo, with the namespaces in scope where it stands.
+	ctx, err := etreeutils.NSBuildParentContext(signedInfo)
+	if err != nil {
+		return nil, err
+	}
+	detached, err := etreeutils.NSDetatch(ctx, signedInfo)
+	if err != nil {
+		return nil, err
+	}
+	if err := etreeutils.TransformExcC14n(detached, "", false); err != nil {
+		return nil, err
+	}
+	canonicalSignedInfo, err := canonicalBytes(detached)
+	if err != nil {
+		return nil, err
+	}
+
+	// SignatureValue's character data, as encoding/xml reads it for goxmldsig (the base64
+	// decoder skips line breaks).
+	var sv strings.Builder
+	for _, tok := range sigValue.Child {
+		if cd, ok := tok.(*etree.CharData); ok {
+			sv.WriteString(cd.Data)
+		}
+	}
+	signature, err := base64.StdEncoding.DecodeString(sv.String())
+	if err != nil {
+		return nil, errors.New("could not decode signature")
+	}
+	var verr error
+	verified := false
+	for _, cert := range certs {
+		if verr = cert.CheckSignature(alg, canonicalSignedInfo, signature); verr == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return nil, verr
+	}
+
+	// From here on only the verified bytes are read.
+	var si types.SignedInfo
+	if err := xml.Unmarshal(canonicalSignedInfo, &si); err != nil {
+		return nil, err
+	}
+	if len(si.References) != 1 {
+		return nil, fmt.Errorf("signed info has %d references", len(si.References))
+	}
+	ref := si.References[0]
+	id := el.SelectAttrValue("ID", "")
+	if id == "" || ref.URI != "#"+id {
+		return nil, fmt.Errorf("the signature's reference %q is not to this element (ID %q)", ref.URI, id)
+	}
+	prefixList, err := directTransforms(ref.Transforms.Transforms)
+	if err != nil {
+		return nil, err
+	}
+	var hash crypto.Hash
+	switch ref.DigestAlgo.Algorithm {
+	case "http://www.w3.org/2001/04/xmlenc#sha256":
+		hash = crypto.SHA256
+	case "http://www.w3.org/2001/04/xmlenc#sha512":
+		hash = crypto.SHA512
+	case digestSHA1:
+		if !allowSHA1 {
+			return nil, &Error{Reason: "SHA-1 digests are not accepted from this peer; use SHA-256", Err: ErrWeakAlgorithm}
+		}
+		hash = crypto.SHA1
+	default:
+		return nil, fmt.Errorf("unknown digest algorithm %q", ref.DigestAlgo.Algorithm)
+	}
+	want, err := base64.StdEncoding.DecodeString(ref.DigestValue)
+	if err != nil {
+		return nil, err
+	}
+
+	// The referenced element: el without its signature, in exclusive c14n.
+	var target *etree.Element
+	if el.Parent() == nil {
+		target = el.Copy()
+	} else {
+		pctx, err := etreeutils.NSBuildParentContext(el)
+		if err != nil {
+			return nil, err
+		}
+		if target, err = etreeutils.NSDetatch(pctx, el); err != nil {
+			return nil, err
+		}
+	}
+	i := sigEl.Index()
+	if i < 0 || i >= len(target.Child) {
+		return nil, errors.New("signature not found in the copy")
+	}
+	if c, ok := target.Child[i].(*etree.Element); !ok || c.Tag != sigEl.Tag {
+		return nil, errors.New("signature not found in the copy")
+	}
+	target.RemoveChildAt(i)
+	if err := etreeutils.TransformExcC14n(target, prefixList, false); err != nil {
+		return nil, err
+	}
+	referenced, err := canonicalBytes(target)
+	if err != nil {
+		return nil, err
+	}
+	h := hash.New()
+	h.Write(referenced)
+	if got := h.Sum(nil); len(got) < 20 || !bytes.Equal(got, want) {
+		return nil, errors.New("signature could not be verified: the digest does not match")
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(referenced); err != nil {
+		return nil, err
+	}
+	return doc.Root(), nil
+}
+
+// directReference reports whether SignedInfo's one Reference looks like the direct path's
+// before anything is verified (to choose the path; what counts is read again from the verified
+// bytes): a non-empty URI and the two transforms.
+func directReference(signedInfo *etree.Element) bool {
+	refs := signedInfo.SelectElements("Reference")
+	if len(refs) != 1 || refs[0].SelectAttrValue("URI", "") == "" {
+		return false
+	}
+	ts := refs[0].SelectElement("Transforms")
+	if ts == nil {
+		return false
+	}
+	var list []types.Transform
+	for _, t := range ts.SelectElements("Transform") {
+		list = append(list, types.Transform{Algorithm: t.SelectAttrValue("Algorithm", "")})
+	}
+	_, err := directTransforms(list)
+	return err == nil
+}
+
+// directTransforms accepts exactly the enveloped-signature and exclusive c14n transforms (in
+// either order) and returns the c14n's inclusive prefix list.
+func directTransforms(ts []types.Transform) (string, error) {
+	if len(ts) != 2 {
+		return "", fmt.Errorf("the reference has %d transforms; want enveloped-signature and exclusive c14n", len(ts))
+	}
+	prefixList := ""
+	seen := map[string]bool{}
+	for _, t := range ts {
+		switch t.Algorithm {
+		case envelopedTransform:
+		case excC14N:
+			if t.InclusiveNamespaces != nil {
+				prefixList = t.InclusiveNamespaces.PrefixList
+			}
+		default:
+			return "", fmt.Errorf("unsupported transform %q", t.Algorithm)
+		}
+		if seen[t.Algorithm] {
+			return "", fmt.Errorf("transform %q given twice", t.Algorithm)
+		}
+		seen[t.Algorithm] = true
+	}
+	return prefixList, nil
+}
+
+// canonicalBytes serializes a canonicalized element as goxmldsig does (etree's canonical
+// attribute values, end tags and text). el becomes the root of a new document.
+func canonicalBytes(el *etree.Element) ([]byte, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	doc.WriteSettings = etree.WriteSettings{CanonicalAttrVal: true, CanonicalEndTags: true, CanonicalText: true}
+	var b bytes.Buffer
+	if _, err := doc.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -111,15 +110,13 @@ func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1
 		return nil, verr
 	}
 
-	// From here on only the verified bytes are read.
-	var si types.SignedInfo
-	if err := xml.Unmarshal(canonicalSignedInfo, &si); err != nil {
+	// From here on only what the verified bytes say is read: detached is the tree they are the
+	// serialization of (its attribute values, and its text read whole, as a parser of those bytes
+	// would).
+	ref, err := readReference(detached)
+	if err != nil {
 		return nil, err
 	}
-	if len(si.References) != 1 {
-		return nil, fmt.Errorf("signed info has %d references", len(si.References))
-	}
-	ref := si.References[0]
 	id := el.SelectAttrValue("ID", "")
 	if id == "" || ref.URI != "#"+id {
 		return nil, fmt.Errorf("the signature's reference %q is not to this element (ID %q)", ref.URI, id)
@@ -185,6 +182,70 @@ func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1
 		return nil, err
 	}
 	return doc.Root(), nil
+}
+
+// readReference reads the one Reference of a canonical SignedInfo tree: its URI, transforms
+// (with an exclusive c14n prefix list), digest method and digest value, each given once, in the
+// XML signature namespace.
+func readReference(signedInfo *etree.Element) (types.Reference, error) {
+	var ref types.Reference
+	one := func(parent *etree.Element, tag string) (*etree.Element, error) {
+		var found *etree.Element
+		for _, c := range parent.ChildElements() {
+			if c.Tag == tag {
+				if found != nil || c.NamespaceURI() != xmldsigNS {
+					return nil, fmt.Errorf("signed info: %s must be given once, in the XML signature namespace", tag)
+				}
+				found = c
+			}
+		}
+		if found == nil {
+			return nil, fmt.Errorf("signed info has no %s", tag)
+		}
+		return found, nil
+	}
+	r, err := one(signedInfo, "Reference")
+	if err != nil {
+		return ref, err
+	}
+	ref.URI = r.SelectAttrValue("URI", "")
+	ts, err := one(r, "Transforms")
+	if err != nil {
+		return ref, err
+	}
+	for _, t := range ts.ChildElements() {
+		if t.Tag != "Transform" || t.NamespaceURI() != xmldsigNS {
+			return ref, fmt.Errorf("signed info: unexpected %s in Transforms", t.Tag)
+		}
+		tr := types.Transform{Algorithm: t.SelectAttrValue("Algorithm", "")}
+		for _, in := range t.ChildElements() {
+			if in.Tag != "InclusiveNamespaces" || in.NamespaceURI() != excC14N || tr.InclusiveNamespaces != nil {
+				return ref, fmt.Errorf("signed info: unexpected %s in a Transform", in.Tag)
+			}
+			tr.InclusiveNamespaces = &types.InclusiveNamespaces{PrefixList: in.SelectAttrValue("PrefixList", "")}
+		}
+		ref.Transforms.Transforms = append(ref.Transforms.Transforms, tr)
+	}
+	dm, err := one(r, "DigestMethod")
+	if err != nil {
+		return ref, err
+	}
+	ref.DigestAlgo.Algorithm = dm.SelectAttrValue("Algorithm", "")
+	dv, err := one(r, "DigestValue")
+	if err != nil {
+		return ref, err
+	}
+	var text strings.Builder
+	for _, tok := range dv.Child {
+		switch t := tok.(type) {
+		case *etree.CharData:
+			text.WriteString(t.Data)
+		case *etree.Element:
+			return ref, errors.New("signed info: DigestValue holds an element")
+		}
+	}
+	ref.DigestValue = text.String()
+	return ref, nil
 }
 
 // directReference reports whether SignedInfo's one Reference looks like the direct path's

@@ -254,6 +254,9 @@ func TestVerifyDirectAgreesOnTampering(t *testing.T) {
 		"second SignedInfo":                  strings.Replace(good, "</ds:SignedInfo>", "</ds:SignedInfo><ds:SignedInfo/>", 1),
 		"second KeyInfo":                     strings.Replace(good, "</ds:SignatureValue>", "</ds:SignatureValue><ds:KeyInfo/><ds:KeyInfo/>", 1),
 		"SignedInfo whitespace":              strings.Replace(good, "<ds:SignedInfo>", "<ds:SignedInfo> ", 1),
+		"comment inside the digest value":    strings.Replace(good, "</ds:DigestValue>", "<!--x--></ds:DigestValue>", 1),
+		"comment splitting the NameID":       strings.Replace(good, "alice &amp; co", "alice<!--x--> &amp; co", 1),
+		"CDATA in the NameID":                strings.Replace(good, "alice &amp; co", "alice<![CDATA[ & co]]>", 1),
 	}
 	for name, doc := range mutations {
 		t.Run(name, func(t *testing.T) {
@@ -264,6 +267,23 @@ func TestVerifyDirectAgreesOnTampering(t *testing.T) {
 			bothPaths(t, []byte(doc), []*x509.Certificate{other, c}, false)
 		})
 	}
+	// A comment splits the NameID's text in the tree; the signed bytes have it whole, and so
+	// must the element returned (a reader taking the first text node alone would see "alice").
+	t.Run("returned text is whole", func(t *testing.T) {
+		doc := strings.Replace(good, "alice &amp; co", "alice<!--x--> &amp; co", 1)
+		d := etree.NewDocument()
+		if err := d.ReadFromString(doc); err != nil {
+			t.Fatal(err)
+		}
+		el := d.Root()
+		v, err := verifyDirect(el, el.SelectElement("Signature"), certs, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.SelectElement("NameID").Text(); got != "alice & co" {
+			t.Errorf("NameID read from the verified element: %q, want %q", got, "alice & co")
+		}
+	})
 	t.Run("another key", func(t *testing.T) {
 		if !bothPaths(t, []byte(good), []*x509.Certificate{other}, false) {
 			t.Fatal("the direct path did not take it")

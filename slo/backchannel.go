@@ -153,8 +153,5 @@ func classifyCallError(name, url string, timeout time.Duration, err error) (stri
 }
 
 func elementBytes(el *etree.Element) []byte {
-	d := etree.NewDocument()
-	d.SetRoot(el.Copy())
-	b, _ := d.WriteToBytes()
-	return b
+	return binding.Serialize(el)
 }

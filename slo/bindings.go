@@ -34,9 +34,7 @@ func param(m Message) string {
 }
 
 func serialize(el *etree.Element) ([]byte, error) {
-	d := etree.NewDocument()
-	d.SetRoot(el)
-	return d.WriteToBytes()
+	return binding.Serialize(el), nil
 }
 
 // RedirectURL encodes m for the HTTP-Redirect binding with the signature over the query string

@@ -89,7 +89,7 @@ func (e *Engine) SendFront(ctx context.Context, fp FrontPeers, tenantID string, 
 	if root.SelectAttr("NotOnOrAfter") != nil {
 		root.CreateAttr("NotOnOrAfter", now.Add(e.timeout()).Format(timeFormat))
 	}
-	fresh, err := serialize(root.Copy())
+	fresh, err := serialize(root)
 	if err != nil {
 		return nil, err
 	}

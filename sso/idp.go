@@ -196,11 +196,5 @@ func parseXML(doc []byte, wantRoot string) (*etree.Element, error) {
 
 // unmarshalElement decodes an element (detached with its namespace context) into v.
 func unmarshalElement(el *etree.Element, v any) error {
-	d := etree.NewDocument()
-	d.SetRoot(detach(el))
-	b, err := d.WriteToBytes()
-	if err != nil {
-		return err
-	}
-	return xml.Unmarshal(b, v)
+	return xml.Unmarshal(binding.Serialize(detach(el)), v)
 }

@@ -160,10 +160,7 @@ func (h *Handler) startUpstream(c echo.Context, t *db.Tenant, ar *appRequest) er
 }
 
 func serialize(el *etree.Element) ([]byte, error) {
-	d := etree.NewDocument()
-	d.SetRoot(el)
-	d.WriteSettings.CanonicalEndTags = false
-	return d.WriteToBytes()
+	return binding.Serialize(el), nil
 }
 
 // postForm renders an auto-submitting POST-binding form with a fresh CSP nonce.

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // ValidateRoundTrip refuses XML that does not survive a round trip through encoding/xml token by
@@ -20,8 +21,12 @@ func ValidateRoundTrip(doc []byte) error {
 	dec := xml.NewDecoder(bytes.NewReader(doc))
 	dec.Strict = false
 	dec.CharsetReader = func(_ string, input io.Reader) (io.Reader, error) { return input, nil }
-	rt := &roundTripper{}
-	rt.w = bufio.NewWriterSize(&rt.buf, 4096)
+	var rt *roundTripper // taken from the pool at the first token that needs the full round trip
+	defer func() {
+		if rt != nil {
+			rt.release()
+		}
+	}()
 	for {
 		offset := dec.InputOffset()
 		tok, err := dec.RawToken()
@@ -31,6 +36,12 @@ func ValidateRoundTrip(doc []byte) error {
 		if err != nil {
 			return err
 		}
+		if survivesRoundTrip(tok) {
+			continue
+		}
+		if rt == nil {
+			rt = roundTrippers.Get().(*roundTripper)
+		}
 		if err := rt.check(tok); err != nil {
 			line := bytes.Count(doc[:offset], []byte{'\n'}) + 1
 			return fmt.Errorf("xml round trip: in token at line %d, byte %d: %w", line, offset, err)
@@ -38,17 +49,32 @@ func ValidateRoundTrip(doc []byte) error {
 	}
 }
 
+// roundTrippers keeps the encoder buffers of the full round trip for reuse.
+var roundTrippers = sync.Pool{New: func() any {
+	rt := &roundTripper{}
+	rt.w = bufio.NewWriterSize(&rt.buf, 4096)
+	return rt
+}}
+
 type roundTripper struct {
 	buf bytes.Buffer
 	w   *bufio.Writer
 	r   bytes.Reader
 }
 
-// check encodes one token, decodes it again and compares.
-func (rt *roundTripper) check(before xml.Token) error {
-	if survivesRoundTrip(before) {
-		return nil
+// release empties rt, so that nothing of a document stays behind, and gives it back to the pool.
+func (rt *roundTripper) release() {
+	rt.buf.Reset()
+	rt.w.Reset(&rt.buf)
+	rt.r.Reset(nil)
+	if rt.buf.Cap() <= maxPooledBuffer {
+		roundTrippers.Put(rt)
 	}
+}
+
+// check encodes one token, decodes it again and compares (survivesRoundTrip tells the tokens
+// that need not take it).
+func (rt *roundTripper) check(before xml.Token) error {
 	rt.buf.Reset()
 	rt.w.Reset(&rt.buf)
 	enc := xml.NewEncoder(rt.w) // reuses rt.w: bufio.NewWriter returns a large-enough *bufio.Writer as is
@@ -91,9 +117,19 @@ func (rt *roundTripper) check(before xml.Token) error {
 // and unescaped by the decoder symmetrically (an empty run is left to check: it does not read back
 // at all), and a plain ASCII name (plainName) reads back as itself. So an end tag (compared by its
 // local name only) survives when its local name is plain, and a start tag when its local name is
-// plain, its prefix is such text, and every attribute is unprefixed, has a plain name (not xmlns)
-// and such a value. The rest (prefixed attributes and namespace declarations, comments,
-// directives, processing instructions, other text and names) takes the full round trip.
+// plain, its prefix is such text, and every attribute has such a value and is one of:
+//
+//   - unprefixed, with a plain name other than xmlns;
+//   - a default namespace declaration (xmlns) on an unprefixed element: written and read back
+//     as it is;
+//   - a namespace declaration with a plain prefix (xmlns:p): the encoder declares a prefix of
+//     its own for the "xmlns" space (xmlns:_xmlns="xmlns", written before the first such
+//     attribute, and the only prefix it declares here) and writes _xmlns:p; fixNamespacePrefixes
+//     drops that declaration and renames _xmlns back to xmlns, and no other attribute of the
+//     token is prefixed.
+//
+// The rest (other prefixed attributes, comments, directives, processing instructions, other text
+// and names) takes the full round trip. FuzzSurvivesRoundTrip checks every shortcut against it.
 func survivesRoundTrip(tok xml.Token) bool {
 	switch t := tok.(type) {
 	case xml.CharData:
@@ -105,7 +141,16 @@ func survivesRoundTrip(tok xml.Token) bool {
 			return false
 		}
 		for _, a := range t.Attr {
-			if a.Name.Space != "" || !plainName(a.Name.Local) || a.Name.Local == "xmlns" || !plainText(a.Value) {
+			if !plainName(a.Name.Local) || !plainText(a.Value) {
+				return false
+			}
+			switch a.Name.Space {
+			case "":
+				if a.Name.Local == "xmlns" && t.Name.Space != "" {
+					return false
+				}
+			case "xmlns":
+			default:
 				return false
 			}
 		}

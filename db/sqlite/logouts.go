@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,12 +52,6 @@ func decodeIDs(s string) ([]string, error) {
 		return nil, nil
 	}
 	return ids, nil
-}
-
-func newLogoutRow(l *db.Logout) *logoutRow {
-	return &logoutRow{ID: l.ID, TenantID: l.TenantID, TriggerKind: l.Trigger, TriggerRef: l.TriggerRef, NameID: l.User,
-		SessionIDs: encodeIDs(l.SessionIDs), State: l.State, Outcome: l.Outcome, Initiator: blob(l.Initiator),
-		StartedAt: micros(l.StartedAt), FinishedAt: optMicros(l.FinishedAt), Deadline: micros(l.Deadline)}
 }
 
 func (r *logoutRow) record() (db.Logout, error) {
@@ -125,7 +121,6 @@ func (s *Store) CreateLogout(ctx context.Context, l *db.Logout, legs []db.Logout
 		n.State = db.LogoutRunning
 	}
 	out := make([]db.LogoutLeg, len(legs))
-	rows := make([]legRow, len(legs))
 	for i, g := range legs {
 		g.TenantID, g.LogoutID = n.TenantID, n.ID
 		if g.ID == "" {
@@ -138,20 +133,23 @@ func (s *Store) CreateLogout(ctx context.Context, l *db.Logout, legs []db.Logout
 			g.State = db.LegPending
 		}
 		out[i] = g
-		rows[i] = legRow{ID: g.ID, TenantID: g.TenantID, LogoutID: g.LogoutID, Seq: int64(i), Target: g.Target,
-			TargetID: g.TargetID, TargetName: g.TargetName, Channel: g.Channel, RequestID: g.RequestID, State: g.State,
-			Status: g.Status, SubStatus: g.SubStatus, LatencyMS: g.LatencyMS, ErrorClass: g.ErrorClass,
-			Diagnosis: g.Diagnosis, Sent: blob(g.Sent), Received: blob(g.Received), StartedAt: micros(g.StartedAt),
-			FinishedAt: optMicros(g.FinishedAt)}
 	}
-	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Create(newLogoutRow(&n)).Error; err != nil {
+	err := s.atomically(ctx, func(tx *Store) error {
+		_, err := tx.exec(ctx, sCreateLogout, n.ID, n.TenantID, n.Trigger, n.TriggerRef, n.User, encodeIDs(n.SessionIDs),
+			n.State, n.Outcome, blob(n.Initiator), micros(n.StartedAt), nullMicros(n.FinishedAt), micros(n.Deadline))
+		if err != nil {
 			return err
 		}
-		if len(rows) == 0 {
-			return nil
+		for i := range out {
+			g := &out[i]
+			_, err := tx.exec(ctx, sCreateLeg, g.ID, g.TenantID, g.LogoutID, int64(i), g.Target, g.TargetID, g.TargetName,
+				g.Channel, g.RequestID, g.State, g.Status, g.SubStatus, g.LatencyMS, g.ErrorClass, g.Diagnosis, blob(g.Sent),
+				blob(g.Received), micros(g.StartedAt), nullMicros(g.FinishedAt))
+			if err != nil {
+				return err
+			}
 		}
-		return tx.Create(&rows).Error
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("create logout: %w", translate(err))
@@ -186,21 +184,19 @@ func (s *Store) GetLogout(ctx context.Context, tenantID, id string) (*db.Logout,
 	return &l, legs, nil
 }
 
-// updateWhile sets cols on the row (tenantID, id) of model's table if the row also matches cond
-// (the row is not final): no such row in the tenant is db.ErrNotFound, a row that does not
-// match cond is db.ErrConflict. The conditional UPDATE is one statement, atomic on its own; only
-// when it matches nothing does a second one tell the two cases apart.
-func (s *Store) updateWhile(ctx context.Context, what string, model any, tenantID, id, cond string, arg any, cols map[string]any) error {
-	w := s.w.WithContext(ctx)
-	res := w.Model(model).Where("tenant_id = ? AND id = ? AND "+cond, tenantID, id, arg).Updates(cols)
-	if res.Error != nil {
-		return fmt.Errorf("update %s: %w", what, translate(res.Error))
+// updateWhile runs update, an UPDATE of the row (tenantID, id) while it is not final, with
+// args: no such row in the tenant is db.ErrNotFound, a final row is db.ErrConflict. The
+// conditional UPDATE is one statement, atomic on its own; only when it matches nothing does
+// count, a second one, tell the two cases apart.
+func (s *Store) updateWhile(ctx context.Context, what string, update, count stmtID, tenantID, id string, args ...any) error {
+	n, err := s.exec(ctx, update, args...)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", what, translate(err))
 	}
-	if res.RowsAffected > 0 {
+	if n > 0 {
 		return nil
 	}
-	var n int64
-	if err := w.Model(model).Where("tenant_id = ? AND id = ?", tenantID, id).Count(&n).Error; err != nil {
+	if n, err = s.count(ctx, count, tenantID, id); err != nil {
 		return fmt.Errorf("update %s: %w", what, translate(err))
 	}
 	if n == 0 {
@@ -212,22 +208,18 @@ func (s *Store) updateWhile(ctx context.Context, what string, model any, tenantI
 // UpdateLogout stores every field of l but ID, TenantID and StartedAt, if the stored logout is
 // running; a finished one is db.ErrConflict.
 func (s *Store) UpdateLogout(ctx context.Context, l *db.Logout) error {
-	return s.updateWhile(ctx, "logout", &logoutRow{}, l.TenantID, l.ID, "state = ?", db.LogoutRunning, map[string]any{
-		"trigger_kind": l.Trigger, "trigger_ref": l.TriggerRef, "name_id": l.User, "session_ids": encodeIDs(l.SessionIDs),
-		"state": l.State, "outcome": l.Outcome, "initiator": blob(l.Initiator), "finished_at": optMicros(l.FinishedAt),
-		"deadline": micros(l.Deadline),
-	})
+	return s.updateWhile(ctx, "logout", sUpdateLogout, sCountLogout, l.TenantID, l.ID,
+		l.Trigger, l.TriggerRef, l.User, encodeIDs(l.SessionIDs), l.State, l.Outcome, blob(l.Initiator),
+		nullMicros(l.FinishedAt), micros(l.Deadline), l.TenantID, l.ID, db.LogoutRunning)
 }
 
 // UpdateLeg stores every field of the leg but ID, TenantID and LogoutID, if the stored leg is
 // pending; a done one is db.ErrConflict, and so is a RequestID another leg of the tenant has.
 func (s *Store) UpdateLeg(ctx context.Context, g *db.LogoutLeg) error {
-	return s.updateWhile(ctx, "logout leg", &legRow{}, g.TenantID, g.ID, "state = ?", db.LegPending, map[string]any{
-		"target": g.Target, "target_id": g.TargetID, "target_name": g.TargetName, "channel": g.Channel,
-		"request_id": g.RequestID, "state": g.State, "status": g.Status, "sub_status": g.SubStatus,
-		"latency_ms": g.LatencyMS, "error_class": g.ErrorClass, "diagnosis": g.Diagnosis, "sent": blob(g.Sent),
-		"received": blob(g.Received), "started_at": micros(g.StartedAt), "finished_at": optMicros(g.FinishedAt),
-	})
+	return s.updateWhile(ctx, "logout leg", sUpdateLeg, sCountLeg, g.TenantID, g.ID,
+		g.Target, g.TargetID, g.TargetName, g.Channel, g.RequestID, g.State, g.Status, g.SubStatus, g.LatencyMS,
+		g.ErrorClass, g.Diagnosis, blob(g.Sent), blob(g.Received), micros(g.StartedAt), nullMicros(g.FinishedAt),
+		g.TenantID, g.ID, db.LegPending)
 }
 
 // FinishLeg records the leg's result if it is pending, in one conditional UPDATE ... RETURNING
@@ -237,28 +229,24 @@ func (s *Store) FinishLeg(ctx context.Context, tenantID, legID string, g *db.Log
 	if g.FinishedAt != nil {
 		finished = *g.FinishedAt
 	}
-	var rows []legRow
 	// The message sent is stored with the result when given (one write instead of two).
-	sent := ""
+	update := sFinishLeg
 	args := []any{db.LegDone, g.Status, g.SubStatus, g.LatencyMS, g.ErrorClass, g.Diagnosis, blob(g.Received), micros(finished)}
 	if len(g.Sent) > 0 {
-		sent = ", sent = ?"
+		update = sFinishLegSent
 		args = append(args, g.Sent)
 	}
 	args = append(args, tenantID, legID, db.LegPending)
 	// The conditional UPDATE is atomic on its own; only when it matches nothing does a second
-	// statement tell a done leg from a missing one. Find, not Scan: gorm's Scan renders the
-	// statement with its arguments (both messages) for a trace even when nothing logs.
-	w := s.w.WithContext(ctx)
-	err := w.Raw(`UPDATE logout_legs SET state = ?, status = ?, sub_status = ?, latency_ms = ?, error_class = ?,
-		diagnosis = ?, received = ?, finished_at = ?`+sent+` WHERE tenant_id = ? AND id = ? AND state = ? RETURNING *`,
-		args...).Find(&rows).Error
-	if err != nil {
-		return false, fmt.Errorf("finish logout leg: %w", translate(err))
-	}
-	if len(rows) == 0 {
-		var n int64
-		if err := w.Model(&legRow{}).Where("tenant_id = ? AND id = ?", tenantID, legID).Count(&n).Error; err != nil {
+	// statement tell a done leg from a missing one.
+	var stored db.LogoutLeg
+	err := s.queryRow(ctx, update, func(scan func(...any) error) (err error) {
+		stored, err = scanLeg(scan)
+		return err
+	}, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		n, err := s.count(ctx, sCountLeg, tenantID, legID)
+		if err != nil {
 			return false, fmt.Errorf("finish logout leg: %w", translate(err))
 		}
 		if n == 0 {
@@ -266,7 +254,10 @@ func (s *Store) FinishLeg(ctx context.Context, tenantID, legID string, g *db.Log
 		}
 		return false, nil
 	}
-	*g = rows[0].record()
+	if err != nil {
+		return false, fmt.Errorf("finish logout leg: %w", translate(err))
+	}
+	*g = stored
 	return true, nil
 }
 
@@ -275,12 +266,14 @@ func (s *Store) GetLegByRequestID(ctx context.Context, tenantID, requestID strin
 	if requestID == "" {
 		return nil, fmt.Errorf("get logout leg: %w", db.ErrNotFound)
 	}
-	// request_id <> '' lets SQLite use the partial unique index on (tenant_id, request_id).
-	r, err := take[legRow](ctx, s, "logout leg", "tenant_id = ? AND request_id = ? AND request_id <> ''", tenantID, requestID)
+	var g db.LogoutLeg
+	err := s.queryRow(ctx, sGetLegByRequestID, func(scan func(...any) error) (err error) {
+		g, err = scanLeg(scan)
+		return err
+	}, tenantID, requestID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("get logout leg: %w", translate(err))
 	}
-	g := r.record()
 	return &g, nil
 }
 

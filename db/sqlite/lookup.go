@@ -64,17 +64,14 @@ func (s *Store) ListParticipantsOfApp(ctx context.Context, tenantID, appID, name
 // calls exactly one matches. Only when it matches nothing does a second statement tell an ended
 // session from a missing one.
 func (s *Store) EndSession(ctx context.Context, tenantID, id string, at time.Time) (bool, error) {
-	w := s.w.WithContext(ctx)
-	res := w.Model(&sessionRow{}).Where("tenant_id = ? AND id = ? AND ended_at IS NULL", tenantID, id).
-		Update("ended_at", micros(at))
-	if res.Error != nil {
-		return false, fmt.Errorf("end session: %w", translate(res.Error))
+	n, err := s.exec(ctx, sEndSession, micros(at), tenantID, id)
+	if err != nil {
+		return false, fmt.Errorf("end session: %w", translate(err))
 	}
-	if res.RowsAffected > 0 {
+	if n > 0 {
 		return true, nil
 	}
-	var n int64
-	if err := w.Model(&sessionRow{}).Where("tenant_id = ? AND id = ?", tenantID, id).Count(&n).Error; err != nil {
+	if n, err = s.count(ctx, sCountSession, tenantID, id); err != nil {
 		return false, fmt.Errorf("end session: %w", translate(err))
 	}
 	if n == 0 {

@@ -21,7 +21,7 @@ var testNow = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 // that schema version would have.
 func openAt(t *testing.T, path string, n int) *gorm.DB {
 	t.Helper()
-	g, err := openPool(path, url.Values{"_busy_timeout": {"5000"}, "_foreign_keys": {"on"}},
+	g, err := openPool("", path, url.Values{"_busy_timeout": {"5000"}, "_foreign_keys": {"on"}},
 		url.Values{"_journal_mode": {"WAL"}, "_txlock": {"immediate"}}, 1, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -29,12 +29,21 @@ type recorder struct {
 }
 
 func (r *recorder) record(g *gorm.DB) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.on && g.Statement.SQL.Len() > 0 {
-		r.stmts = append(r.stmts, statement{g.Statement.SQL.String(), append([]any(nil), g.Statement.Vars...)})
+	if g.Statement.SQL.Len() > 0 {
+		r.add(g.Statement.SQL.String(), g.Statement.Vars)
 	}
 }
+
+func (r *recorder) add(sql string, vars []any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.on {
+		r.stmts = append(r.stmts, statement{sql, append([]any(nil), vars...)})
+	}
+}
+
+// registerStmts records the prepared statements s runs as well.
+func (r *recorder) registerStmts(s *Store) { s.st.trace = r.add }
 
 func (r *recorder) register(t *testing.T, g *gorm.DB) {
 	t.Helper()
@@ -102,6 +111,7 @@ func TestLogoutQueriesUseIndexes(t *testing.T) {
 	var rec recorder
 	rec.register(t, s.w)
 	rec.register(t, s.r)
+	rec.registerStmts(s)
 	for _, op := range []struct {
 		name string
 		run  func() error

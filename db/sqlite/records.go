@@ -195,11 +195,11 @@ func optMicros(t *time.Time) *int64 {
 func (s *Store) CreateSession(ctx context.Context, se *db.Session) error {
 	n := *se
 	s.stamp(&n.ID, &n.CreatedAt)
-	if err := s.insert(ctx, "session", &sessionRow{ID: n.ID, TenantID: n.TenantID, ConnectionID: n.ConnectionID,
-		CookieHash: n.CookieHash, NameID: n.NameID, NameIDFormat: n.NameIDFormat, NameQualifier: n.NameQualifier,
-		SPNameQualifier: n.SPNameQualifier, UpstreamSessionIndex: n.UpstreamSessionIndex, Attributes: blob(n.Attributes),
-		CreatedAt: micros(n.CreatedAt), ExpiresAt: micros(n.ExpiresAt), EndedAt: optMicros(n.EndedAt)}); err != nil {
-		return err
+	_, err := s.exec(ctx, sCreateSession, n.ID, n.TenantID, n.ConnectionID, n.CookieHash, n.NameID, n.NameIDFormat,
+		n.NameQualifier, n.SPNameQualifier, n.UpstreamSessionIndex, blob(n.Attributes), micros(n.CreatedAt),
+		micros(n.ExpiresAt), nullMicros(n.EndedAt))
+	if err != nil {
+		return fmt.Errorf("create session: %w", translate(err))
 	}
 	se.ID, se.CreatedAt = n.ID, n.CreatedAt
 	return nil
@@ -207,20 +207,23 @@ func (s *Store) CreateSession(ctx context.Context, se *db.Session) error {
 
 // GetSession returns the tenant's session with the given ID, ended or expired alike.
 func (s *Store) GetSession(ctx context.Context, tenantID, id string) (*db.Session, error) {
-	return getSession(ctx, s, "tenant_id = ? AND id = ?", tenantID, id)
+	return s.getSession(ctx, sGetSession, tenantID, id)
 }
 
 // GetSessionByCookie returns the tenant's session with the given cookie hash.
 func (s *Store) GetSessionByCookie(ctx context.Context, tenantID, cookieHash string) (*db.Session, error) {
-	return getSession(ctx, s, "tenant_id = ? AND cookie_hash = ?", tenantID, cookieHash)
+	return s.getSession(ctx, sGetSessionByCookie, tenantID, cookieHash)
 }
 
-func getSession(ctx context.Context, s *Store, query string, args ...any) (*db.Session, error) {
-	r, err := take[sessionRow](ctx, s, "session", query, args...)
+func (s *Store) getSession(ctx context.Context, id stmtID, tenantID, key string) (*db.Session, error) {
+	var se db.Session
+	err := s.queryRow(ctx, id, func(scan func(...any) error) (err error) {
+		se, err = scanSession(scan)
+		return err
+	}, tenantID, key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("get session: %w", translate(err))
 	}
-	se := r.record()
 	return &se, nil
 }
 
@@ -300,19 +303,31 @@ func (r *participantRow) record() db.Participant {
 func (s *Store) AddParticipant(ctx context.Context, p *db.Participant) error {
 	n := *p
 	s.stamp(&n.ID, &n.CreatedAt)
-	if err := s.insert(ctx, "participant", &participantRow{ID: n.ID, TenantID: n.TenantID, SessionID: n.SessionID,
-		AppID: n.AppID, NameID: n.NameID, NameIDFormat: n.NameIDFormat, NameQualifier: n.NameQualifier,
-		SPNameQualifier: n.SPNameQualifier, SessionIndex: n.SessionIndex, CreatedAt: micros(n.CreatedAt)}); err != nil {
-		return err
+	_, err := s.exec(ctx, sAddParticipant, n.ID, n.TenantID, n.SessionID, n.AppID, n.NameID, n.NameIDFormat,
+		n.NameQualifier, n.SPNameQualifier, n.SessionIndex, micros(n.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("create participant: %w", translate(err))
 	}
 	p.ID, p.CreatedAt = n.ID, n.CreatedAt
 	return nil
 }
 
 // ListParticipants returns the participants of the tenant's session (none for an unknown
-// session).
+// session), ordered by CreatedAt, then ID.
 func (s *Store) ListParticipants(ctx context.Context, tenantID, sessionID string) ([]db.Participant, error) {
-	return list(ctx, s, "participants", (*participantRow).record, "tenant_id = ? AND session_id = ?", tenantID, sessionID)
+	out := []db.Participant{}
+	err := s.query(ctx, sListParticipants, func(scan func(...any) error) error {
+		p, err := scanParticipant(scan)
+		if err != nil {
+			return err
+		}
+		out = append(out, p)
+		return nil
+	}, tenantID, sessionID)
+	if err != nil {
+		return nil, fmt.Errorf("list participants: %w", translate(err))
+	}
+	return out, nil
 }
 
 // Pending requests.
@@ -338,10 +353,10 @@ func (pendingRow) TableName() string { return "pending_requests" }
 func (s *Store) CreatePendingRequest(ctx context.Context, p *db.PendingRequest) error {
 	n := *p
 	s.stamp(&n.ID, &n.CreatedAt)
-	if err := s.insert(ctx, "pending request", &pendingRow{ID: n.ID, TenantID: n.TenantID, ConnectionID: n.ConnectionID,
-		AppID: n.AppID, AppRequestID: n.AppRequestID, ACSURL: n.ACSURL, RelayState: n.RelayState,
-		NameIDFormat: n.NameIDFormat, CreatedAt: micros(n.CreatedAt), ExpiresAt: micros(n.ExpiresAt)}); err != nil {
-		return err
+	_, err := s.exec(ctx, sCreatePending, n.ID, n.TenantID, n.ConnectionID, n.AppID, n.AppRequestID, n.ACSURL,
+		n.RelayState, n.NameIDFormat, micros(n.CreatedAt), micros(n.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("create pending request: %w", translate(err))
 	}
 	p.ID, p.CreatedAt = n.ID, n.CreatedAt
 	return nil
@@ -351,18 +366,17 @@ func (s *Store) CreatePendingRequest(ctx context.Context, p *db.PendingRequest) 
 // (DELETE ... RETURNING), so of concurrent takes exactly one gets it. A request that expired
 // (ExpiresAt <= now) is deleted and reported as db.ErrNotFound.
 func (s *Store) TakePendingRequest(ctx context.Context, tenantID, id string, now time.Time) (*db.PendingRequest, error) {
-	var rows []pendingRow
-	// Find, not Scan: gorm's Scan renders the statement with its arguments for a trace even when
-	// nothing logs.
-	err := s.w.WithContext(ctx).Raw(`DELETE FROM pending_requests WHERE tenant_id = ? AND id = ? RETURNING *`,
-		tenantID, id).Find(&rows).Error
+	var r pendingRow
+	err := s.queryRow(ctx, sTakePending, func(scan func(...any) error) (err error) {
+		r, err = scanPending(scan)
+		return err
+	}, tenantID, id)
 	if err != nil {
 		return nil, fmt.Errorf("take pending request: %w", translate(err))
 	}
-	if len(rows) == 0 || rows[0].ExpiresAt <= micros(now) {
+	if r.ExpiresAt <= micros(now) {
 		return nil, fmt.Errorf("take pending request: %w", db.ErrNotFound)
 	}
-	r := rows[0]
 	return &db.PendingRequest{ID: r.ID, TenantID: r.TenantID, ConnectionID: r.ConnectionID, AppID: r.AppID,
 		AppRequestID: r.AppRequestID, ACSURL: r.ACSURL, RelayState: r.RelayState, NameIDFormat: r.NameIDFormat,
 		CreatedAt: fromMicros(r.CreatedAt), ExpiresAt: fromMicros(r.ExpiresAt)}, nil
@@ -393,21 +407,17 @@ func (replayRow) TableName() string { return "replay" }
 // inserted, an expired entry (expires_at <= the clock's now) is replaced, and both return true;
 // an unexpired entry is left as it is and returns false. A missing tenant is db.ErrNotFound.
 func (s *Store) MarkSeen(ctx context.Context, tenantID, messageID string, expiresAt time.Time) (bool, error) {
-	res := s.w.WithContext(ctx).Exec(`INSERT INTO replay (tenant_id, message_id, expires_at) VALUES (?, ?, ?)
-		ON CONFLICT (tenant_id, message_id) DO UPDATE SET expires_at = excluded.expires_at
-		WHERE replay.expires_at <= ?`, tenantID, messageID, micros(expiresAt), micros(s.now()))
-	if res.Error != nil {
-		return false, fmt.Errorf("mark seen: %w", translate(res.Error))
+	n, err := s.exec(ctx, sMarkSeen, tenantID, messageID, micros(expiresAt), micros(s.now()))
+	if err != nil {
+		return false, fmt.Errorf("mark seen: %w", translate(err))
 	}
-	return res.RowsAffected == 1, nil
+	return n == 1, nil
 }
 
 // Seen reports whether the tenant's message ID is recorded with expires_at after now; it
 // records nothing.
 func (s *Store) Seen(ctx context.Context, tenantID, messageID string, now time.Time) (bool, error) {
-	var n int64
-	err := s.r.WithContext(ctx).Model(&replayRow{}).
-		Where("tenant_id = ? AND message_id = ? AND expires_at > ?", tenantID, messageID, micros(now)).Count(&n).Error
+	n, err := s.count(ctx, sSeen, tenantID, messageID, micros(now))
 	if err != nil {
 		return false, fmt.Errorf("seen: %w", translate(err))
 	}

@@ -1,5 +1,6 @@
 // Package sqlite is the SQLite backend of the broker's storage contracts (db.Store), on gorm,
-// gorm.io/driver/sqlite and github.com/mattn/go-sqlite3 (cgo).
+// gorm.io/driver/sqlite and github.com/mattn/go-sqlite3 (cgo). The calls of a sign-in and of a
+// logout skip gorm: they run database/sql statements prepared once at Open (see hot.go).
 //
 // The database is one file in WAL mode. A Store keeps two connection pools on it: a single
 // write connection (writes, transactions, migrations), so writers queue in database/sql instead
@@ -16,6 +17,7 @@ package sqlite
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,11 +42,14 @@ var _ db.Store = (*Store)(nil)
 type Store struct {
 	w, r *gorm.DB // the single write connection; the query-only read pool
 	now  func() time.Time
+	st   *stmts  // the hot path's prepared statements (see hot.go)
+	tx   *sql.Tx // in a Store a Batch hands out: the transaction under w, which st's statements run on
 }
 
 type options struct {
 	logger *slog.Logger
 	now    func() time.Time
+	driver string // the database/sql driver; "" is mattn's sqlite3
 }
 
 // Option configures Open.
@@ -58,6 +63,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithClock sets the clock used for generated CreatedAt values and for MarkSeen's expiry check.
 // The default is time.Now.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// withDriver opens the pools on the named database/sql driver (a wrapper of mattn's, in tests).
+func withDriver(name string) Option { return func(o *options) { o.driver = name } }
 
 // Open opens (creating it if needed) the SQLite database file at path and applies the missing
 // schema migrations. The directory must exist. In-memory databases are not supported: the two
@@ -74,7 +82,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	// WAL with synchronous=NORMAL: no fsync per commit (a crash of the process loses nothing; a
 	// power cut can lose the last commits, e.g. a replay-cache entry of a still-valid assertion
 	// whose lifetime is minutes). FULL costs an fsync per sign-in step.
-	w, err := openPool(path, common, url.Values{"_journal_mode": {"WAL"}, "_synchronous": {"NORMAL"}, "_txlock": {"immediate"}}, 1, o.logger)
+	w, err := openPool(o.driver, path, common, url.Values{"_journal_mode": {"WAL"}, "_synchronous": {"NORMAL"}, "_txlock": {"immediate"}}, 1, o.logger)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -95,15 +103,21 @@ func Open(path string, opts ...Option) (*Store, error) {
 		closePool(w)
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	if s.r, err = openPool(path, common, url.Values{"_query_only": {"on"}}, max(4, runtime.GOMAXPROCS(0)), o.logger); err != nil {
+	if s.r, err = openPool(o.driver, path, common, url.Values{"_query_only": {"on"}}, max(4, runtime.GOMAXPROCS(0)), o.logger); err != nil {
+		closePool(w)
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	if s.st, err = prepareStmts(context.Background(), s.w, s.r, o.logger); err != nil {
+		closePool(s.r)
 		closePool(w)
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	return s, nil
 }
 
-// openPool opens a gorm DB of at most conns connections with the given pragmas.
-func openPool(path string, common, pragmas url.Values, conns int, l *slog.Logger) (*gorm.DB, error) {
+// openPool opens a gorm DB of at most conns connections with the given pragmas, on the named
+// database/sql driver ("" for mattn's sqlite3).
+func openPool(driver, path string, common, pragmas url.Values, conns int, l *slog.Logger) (*gorm.DB, error) {
 	for k, v := range common {
 		pragmas[k] = v
 	}
@@ -114,7 +128,7 @@ func openPool(path string, common, pragmas url.Values, conns int, l *slog.Logger
 			IgnoreRecordNotFoundError: true, ParameterizedQueries: true,
 		})
 	}
-	g, err := gorm.Open(sqlite.Open(dsn(path, pragmas)), cfg)
+	g, err := gorm.Open(&sqlite.Dialector{DriverName: driver, DSN: dsn(path, pragmas)}, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -158,9 +172,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools.
+// Close closes the prepared statements and both pools.
 func (s *Store) Close() error {
-	if err := errors.Join(closePool(s.r), closePool(s.w)); err != nil {
+	if err := errors.Join(s.st.close(), closePool(s.r), closePool(s.w)); err != nil {
 		return fmt.Errorf("close sqlite: %w", err)
 	}
 	return nil
@@ -206,7 +220,7 @@ func translate(err error) error {
 			return fmt.Errorf("referenced tenant, session or logout: %w", db.ErrNotFound)
 		}
 	}
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	if errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, sql.ErrNoRows) {
 		return db.ErrNotFound
 	}
 	return err
@@ -352,9 +366,14 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 }
 
 // Batch runs fn with a Store bound to one write transaction (see db.Batcher): its reads and
-// writes go through the transaction, and CreateLogout's own transaction nests as a savepoint.
+// writes go through the transaction, gorm's calls and the prepared statements of the hot path
+// alike, and CreateLogout's own transaction nests as a savepoint.
 func (s *Store) Batch(ctx context.Context, fn func(tx db.Store) error) error {
 	return s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&Store{w: tx, r: tx, now: s.now})
+		stx, err := sqlTx(tx)
+		if err != nil {
+			return fmt.Errorf("batch: %w", err)
+		}
+		return fn(&Store{w: tx, r: tx, now: s.now, st: s.st, tx: stx})
 	})
 }

@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -68,23 +69,6 @@ func (h *Handler) spACS(c echo.Context) error {
 		return err
 	}
 	a := &checked.assertion
-	fresh, err := h.store.MarkSeen(ctx, t.ID, "assertion|"+conn.ID+"|"+a.ID, checked.expires)
-	if err != nil {
-		return err
-	}
-	if !fresh {
-		return refuse(ReasonReplay, nil, "assertion %s from %s was already used", a.ID, up.EntityID)
-	}
-	// A logged-out IdP session stays logged out: a late assertion cannot open it again.
-	if si := a.AuthnStatements[0].SessionIndex; si != "" {
-		ended, err := h.store.Seen(ctx, t.ID, slo.TombstoneKey(conn.ID, si), now)
-		if err != nil {
-			return err
-		}
-		if ended {
-			return refuse(ReasonEnded, nil, "assertion %s carries SessionIndex %s of an IdP session that was logged out", a.ID, si)
-		}
-	}
 	app, err := h.tenants.App(ctx, t.ID, pending.AppID)
 	if errors.Is(err, db.ErrNotFound) {
 		return &PageError{Status: http.StatusConflict, Message: "The application was removed during sign-in.", Err: err}
@@ -96,37 +80,78 @@ func (h *Handler) spACS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sess, created, err := h.openSession(c, t, conn, checked)
+	cur, err := h.currentSession(c, t)
 	if err != nil {
 		return err
 	}
+	// The assertion is used up, the session opened (or extended) and, for a new session, the
+	// app made its participant, all in one commit: a refusal on the way (a replay, an IdP
+	// session that was logged out) leaves nothing behind.
+	var (
+		opened *openedSession
+		part   *db.Participant
+	)
+	err = db.Batch(ctx, h.store, func(st Store) error {
+		fresh, err := st.MarkSeen(ctx, t.ID, "assertion|"+conn.ID+"|"+a.ID, checked.expires)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			return refuse(ReasonReplay, nil, "assertion %s from %s was already used", a.ID, up.EntityID)
+		}
+		// A logged-out IdP session stays logged out: a late assertion cannot open it again.
+		if si := a.AuthnStatements[0].SessionIndex; si != "" {
+			ended, err := st.Seen(ctx, t.ID, slo.TombstoneKey(conn.ID, si), now)
+			if err != nil {
+				return err
+			}
+			if ended {
+				return refuse(ReasonEnded, nil, "assertion %s carries SessionIndex %s of an IdP session that was logged out", a.ID, si)
+			}
+		}
+		if opened, err = h.openSession(ctx, st, cur, t, conn, checked); err != nil {
+			return err
+		}
+		if opened.created {
+			part, err = h.newParticipant(ctx, st, t.Slug, opened.session, app, pending.NameIDFormat)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	sess := opened.session
+	h.setSessionCookie(c, t.Slug, opened.secret, sess.ExpiresAt)
 	h.clearReauthCookie(c, t.Slug) // signed in again: a later sign-in is not "after a logout"
 	h.logger.InfoContext(ctx, "signed in at idp", "tenant", t.Slug, "idp", up.EntityID, "session", sess.ID, "app", app.Name)
-	return h.issue(c, t, sess, app, sp, issueTarget{acs: pending.ACSURL, inResponseTo: pending.AppRequestID, relayState: pending.RelayState, nameIDFormat: pending.NameIDFormat, newSession: created})
+	return h.issue(c, t, sess, app, sp, issueTarget{acs: pending.ACSURL, inResponseTo: pending.AppRequestID, relayState: pending.RelayState, nameIDFormat: pending.NameIDFormat, newSession: opened.created, participant: part})
 }
 
-// openSession extends the browser's session when it is the same user at the same IdP, else
-// creates a new one (created) and sets its cookie.
-func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection, checked *checkedResponse) (_ *db.Session, created bool, _ error) {
-	ctx := c.Request().Context()
+// openedSession is a session a sign-in opened or extended, with its new cookie secret.
+type openedSession struct {
+	session *db.Session
+	created bool
+	secret  string
+}
+
+// openSession extends cur, the browser's session, when it is the same user at the same IdP,
+// else creates a new one (created), through st. The caller sets the cookie once st's writes
+// are committed.
+func (h *Handler) openSession(ctx context.Context, st Store, cur *db.Session, t *db.Tenant, conn *db.Connection, checked *checkedResponse) (*openedSession, error) {
 	a := &checked.assertion
 	nameID := a.Subject.NameID
 	sessionIndex := a.AuthnStatements[0].SessionIndex
 	now := h.now()
-	cur, err := h.currentSession(c, t)
-	if err != nil {
-		return nil, false, err
-	}
 	if cur != nil && cur.ConnectionID == conn.ID && cur.NameID == nameID.Value && cur.NameIDFormat == nameID.Format && cur.UpstreamSessionIndex == sessionIndex {
 		// A fresh authentication extends the session and rotates its cookie secret.
+		ext := *cur
 		secret := newSecret()
-		cur.ExpiresAt = now.Add(h.cfg.SessionLifetime)
-		cur.CookieHash = cookieHash(secret)
-		if err := h.store.UpdateSession(ctx, cur); err != nil {
-			return nil, false, err
+		ext.ExpiresAt = now.Add(h.cfg.SessionLifetime)
+		ext.CookieHash = cookieHash(secret)
+		if err := st.UpdateSession(ctx, &ext); err != nil {
+			return nil, err
 		}
-		h.setSessionCookie(c, t.Slug, secret, cur.ExpiresAt)
-		return cur, false, nil
+		return &openedSession{session: &ext, secret: secret}, nil
 	}
 	var attrs []Attribute
 	for _, st := range a.AttributeStatements {
@@ -140,7 +165,7 @@ func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection,
 	}
 	attrJSON, err := json.Marshal(attrs)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	secret := newSecret()
 	s := &db.Session{
@@ -159,11 +184,10 @@ func (h *Handler) openSession(c echo.Context, t *db.Tenant, conn *db.Connection,
 	if sno := a.AuthnStatements[0].SessionNotOnOrAfter; sno != nil && sno.Before(s.ExpiresAt) {
 		s.ExpiresAt = sno.UTC()
 	}
-	if err := h.store.CreateSession(ctx, s); err != nil {
-		return nil, false, err
+	if err := st.CreateSession(ctx, s); err != nil {
+		return nil, err
 	}
-	h.setSessionCookie(c, t.Slug, secret, s.ExpiresAt)
-	return s, true, nil
+	return &openedSession{session: s, created: true, secret: secret}, nil
 }
 
 // attributes decodes a session's attributes into SAML attributes for an app.

@@ -21,6 +21,8 @@ type issueTarget struct {
 	nameIDFormat string // the format the app asked for, if any
 	// newSession: the session was created by this request, so it has no participant yet.
 	newSession bool
+	// participant, when set, is the app's participant already recorded with the session.
+	participant *db.Participant
 }
 
 const (
@@ -31,9 +33,12 @@ const (
 // issue makes the app a participant of the session and POSTs it a signed Response.
 func (h *Handler) issue(c echo.Context, t *db.Tenant, s *db.Session, app *db.App, sp *metadata.SP, tgt issueTarget) error {
 	ctx := c.Request().Context()
-	p, err := h.participant(ctx, t.Slug, s, app, tgt.nameIDFormat, tgt.newSession)
-	if err != nil {
-		return err
+	p := tgt.participant
+	if p == nil {
+		var err error
+		if p, err = h.participant(ctx, t.Slug, s, app, tgt.nameIDFormat, tgt.newSession); err != nil {
+			return err
+		}
 	}
 	attrs, err := attributes(s)
 	if err != nil {
@@ -66,6 +71,12 @@ func (h *Handler) participant(ctx context.Context, slug string, s *db.Session, a
 			}
 		}
 	}
+	return h.newParticipant(ctx, h.store, slug, s, app, wantFormat)
+}
+
+// newParticipant records, through st, the app as a new participant of the session: the NameID
+// and SessionIndex the broker issues to it.
+func (h *Handler) newParticipant(ctx context.Context, st Store, slug string, s *db.Session, app *db.App, wantFormat string) (*db.Participant, error) {
 	p := &db.Participant{
 		TenantID:     s.TenantID,
 		SessionID:    s.ID,
@@ -88,7 +99,7 @@ func (h *Handler) participant(ctx context.Context, slug string, s *db.Session, a
 		p.NameQualifier = h.IdPEntityID(slug)
 		p.SPNameQualifier = app.EntityID
 	}
-	if err := h.store.AddParticipant(ctx, p); err != nil {
+	if err := st.AddParticipant(ctx, p); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -1,9 +1,10 @@
 package sso
 
 import (
-	"encoding/xml"
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
@@ -25,11 +26,14 @@ const MaxRelayState = 1024
 
 // appRequest is a checked AuthnRequest from an app.
 type appRequest struct {
+	tenantID   string
 	app        *db.App
 	sp         *metadata.SP
 	req        saml.AuthnRequest
 	acs        string
 	relayState string
+	// seenUntil is how long the request's ID stays in the replay cache (markSeen).
+	seenUntil time.Time
 }
 
 // idpSSO receives an AuthnRequest from an app (Redirect or POST binding).
@@ -49,14 +53,20 @@ func (h *Handler) idpSSO(c echo.Context) error {
 			return err
 		}
 		if sess != nil {
+			if err := h.markSeen(ctx, h.store, ar); err != nil {
+				return err
+			}
 			h.logger.InfoContext(ctx, "sign-in from existing session", "tenant", t.Slug, "app", ar.app.Name, "session", sess.ID)
 			return h.issue(c, t, sess, ar.app, ar.sp, issueTarget{acs: ar.acs, inResponseTo: ar.req.ID, relayState: ar.relayState, nameIDFormat: ar.nameIDFormat()})
 		}
 	}
 	if ar.req.IsPassive != nil && *ar.req.IsPassive {
+		if err := h.markSeen(ctx, h.store, ar); err != nil {
+			return err
+		}
 		return h.issueStatus(c, t, ar.app, issueTarget{acs: ar.acs, inResponseTo: ar.req.ID, relayState: ar.relayState}, saml.StatusResponder, "urn:oasis:names:tc:SAML:2.0:status:NoPassive")
 	}
-	return h.startUpstream(c, t, ar)
+	return h.startUpstream(c, t, ar) // marks the request seen with the pending request, in one commit
 }
 
 func (ar *appRequest) forceAuthn() bool { return ar.req.ForceAuthn != nil && *ar.req.ForceAuthn }
@@ -136,7 +146,7 @@ func (h *Handler) readAuthnRequest(c echo.Context, t *db.Tenant) (*appRequest, e
 		return nil, refuse(ReasonSignature, nil, "app %s says in its metadata that it signs AuthnRequests, and this one is not signed", app.Name)
 	}
 	var req saml.AuthnRequest
-	if err := unmarshalElement(root, &req); err != nil {
+	if err := readAuthnRequest(root, &req); err != nil {
 		return nil, refuse(ReasonMalformed, err, "AuthnRequest")
 	}
 	if req.Issuer == nil || req.Issuer.Value != app.EntityID {
@@ -162,14 +172,20 @@ func (h *Handler) readAuthnRequest(c echo.Context, t *db.Tenant) (*appRequest, e
 	if err != nil {
 		return nil, refuse(ReasonACS, err, "app %s", app.Name)
 	}
-	fresh, err := h.store.MarkSeen(ctx, t.ID, "authnrequest|"+app.ID+"|"+req.ID, now.Add(h.cfg.MaxIssueDelay+2*h.cfg.ClockSkew))
+	return &appRequest{tenantID: t.ID, app: app, sp: sp, req: req, acs: acs, relayState: relayState, seenUntil: now.Add(h.cfg.MaxIssueDelay + 2*h.cfg.ClockSkew)}, nil
+}
+
+// markSeen records the app's AuthnRequest ID in the replay cache through st, and refuses a
+// request already received. Every way idpSSO answers calls it first.
+func (h *Handler) markSeen(ctx context.Context, st Store, ar *appRequest) error {
+	fresh, err := st.MarkSeen(ctx, ar.tenantID, "authnrequest|"+ar.app.ID+"|"+ar.req.ID, ar.seenUntil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !fresh {
-		return nil, refuse(ReasonReplay, nil, "AuthnRequest %s from app %s was already received", req.ID, app.Name)
+		return refuse(ReasonReplay, nil, "AuthnRequest %s from app %s was already received", ar.req.ID, ar.app.Name)
 	}
-	return &appRequest{app: app, sp: sp, req: req, acs: acs, relayState: relayState}, nil
+	return nil
 }
 
 // parseXML checks that doc is well-formed XML that round-trips through encoding/xml (no
@@ -192,9 +208,4 @@ func parseXML(doc []byte, wantRoot string) (*etree.Element, error) {
 		return nil, refuse(ReasonMalformed, nil, "expected a samlp:%s, got %s", wantRoot, got)
 	}
 	return root, nil
-}
-
-// unmarshalElement decodes an element (detached with its namespace context) into v.
-func unmarshalElement(el *etree.Element, v any) error {
-	return xml.Unmarshal(binding.Serialize(detach(el)), v)
 }

@@ -3,6 +3,7 @@ package sso
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -268,6 +269,72 @@ func readConditions(el *etree.Element, a *saml.Assertion) error {
 			r.Audience.Value = xmlText(aud)
 		}
 		a.Conditions.AudienceRestrictions = append(a.Conditions.AudienceRestrictions, r)
+	}
+	return nil
+}
+
+// boolAttr parses an optional boolean attribute as encoding/xml does for a *bool; absent is nil.
+func boolAttr(el *etree.Element, name string) (*bool, error) {
+	v, ok := attrValue(el, name)
+	if !ok {
+		return nil, nil
+	}
+	if v == "" { // encoding/xml reads an empty value as false
+		f := false
+		return &f, nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %q is not a boolean", el.Tag, name, v)
+	}
+	return &b, nil
+}
+
+// readAuthnRequest reads an app's AuthnRequest: the fields the broker acts on (ID, Version,
+// IssueInstant, Destination, Issuer, NameIDPolicy, ForceAuthn, IsPassive, the ACS and protocol
+// binding asked for). Issuer and NameIDPolicy may each be given once.
+func readAuthnRequest(el *etree.Element, r *saml.AuthnRequest) error {
+	var err error
+	r.ID, _ = attrValue(el, "ID")
+	r.Version, _ = attrValue(el, "Version")
+	r.Destination, _ = attrValue(el, "Destination")
+	r.Consent, _ = attrValue(el, "Consent")
+	r.AssertionConsumerServiceIndex, _ = attrValue(el, "AssertionConsumerServiceIndex")
+	r.AssertionConsumerServiceURL, _ = attrValue(el, "AssertionConsumerServiceURL")
+	r.ProtocolBinding, _ = attrValue(el, "ProtocolBinding")
+	r.AttributeConsumingServiceIndex, _ = attrValue(el, "AttributeConsumingServiceIndex")
+	r.ProviderName, _ = attrValue(el, "ProviderName")
+	if r.IssueInstant, err = timeAttr(el, "IssueInstant"); err != nil {
+		return err
+	}
+	if r.ForceAuthn, err = boolAttr(el, "ForceAuthn"); err != nil {
+		return err
+	}
+	if r.IsPassive, err = boolAttr(el, "IsPassive"); err != nil {
+		return err
+	}
+	is, err := only(el, nsAssertion, "Issuer")
+	if err != nil {
+		return err
+	}
+	if is != nil {
+		r.Issuer = readIssuer(is)
+	}
+	p, err := only(el, nsProtocol, "NameIDPolicy")
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		r.NameIDPolicy = &saml.NameIDPolicy{}
+		if v, ok := attrValue(p, "Format"); ok {
+			r.NameIDPolicy.Format = &v
+		}
+		if v, ok := attrValue(p, "SPNameQualifier"); ok {
+			r.NameIDPolicy.SPNameQualifier = &v
+		}
+		if r.NameIDPolicy.AllowCreate, err = boolAttr(p, "AllowCreate"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -249,6 +249,18 @@ func TestHostileAuthnRequests(t *testing.T) {
 	if r := h.browser().get(redirect(msg)); r.status != http.StatusBadRequest || !strings.Contains(r.body, "already used") {
 		t.Fatalf("replayed request: %d %s", r.status, r.body)
 	}
+	// So is one replayed into a browser that already has a session (answered without the IdP).
+	b := h.browser()
+	if r, _ := b.login("acme", app, nil); r.status != http.StatusOK {
+		t.Fatalf("sign-in: %d %s", r.status, r.body)
+	}
+	again := app.authnRequest(sso, "_dup_session", "")
+	if r := b.get(redirect(again)); r.status != http.StatusOK {
+		t.Fatalf("request with a session: %d %s", r.status, r.body)
+	}
+	if r := b.get(redirect(again)); r.status != http.StatusBadRequest || !strings.Contains(r.body, "already used") {
+		t.Fatalf("replayed request with a session: %d %s", r.status, r.body)
+	}
 }
 
 // TestForceAuthnExtendsSession: an app asking for ForceAuthn sends the user back to the IdP even

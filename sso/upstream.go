@@ -114,7 +114,14 @@ func (h *Handler) startUpstream(c echo.Context, t *db.Tenant, ar *appRequest) er
 	}
 	sign := !up.Quirks.DontSignAuthnRequests || up.WantAuthnRequestsSigned
 	sigAlg := up.Quirks.AuthnRequestSigAlg
-	if err := h.store.CreatePendingRequest(ctx, p); err != nil {
+	// The app's request is used up and the IdP's awaited in one commit.
+	err = db.Batch(ctx, h.store, func(st Store) error {
+		if err := h.markSeen(ctx, st, ar); err != nil {
+			return err
+		}
+		return st.CreatePendingRequest(ctx, p)
+	})
+	if err != nil {
 		return err
 	}
 	el := req.Element()

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/beevik/etree"
-	"github.com/russellhaering/goxmldsig/etreeutils"
 	"github.com/russellhaering/goxmldsig/types"
 )
 
@@ -24,9 +23,9 @@ var errOffPath = errors.New("signature shape outside the direct path")
 // SAML signer we meet makes: SignedInfo canonicalized with exclusive c14n, one Reference to
 // el's ID, transforms enveloped-signature and exclusive c14n (with an optional inclusive prefix
 // list). It does what goxmldsig's ValidationContext.Validate does for that shape, in the same
-// order and with the same primitives (etreeutils' namespace contexts and exclusive c14n,
-// etree's canonical serialization, x509's signature check), without its general search for the
-// signature: the signature over the canonical SignedInfo is checked first, the Reference is read
+// order, with the same canonical bytes (canonicalExcC14N writes what etreeutils' exclusive c14n
+// and etree's canonical serialization write, without copying the tree) and x509's signature
+// check, and without its general search for the signature: the signature over the canonical SignedInfo is checked first, the Reference is read
 // from those verified bytes only, the digest is compared over el without its signature, and the
 // element returned is parsed from the digested bytes. It returns errOffPath, having checked
 // nothing, for any other shape.
@@ -70,18 +69,7 @@ func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1
 	}
 
 	// The canonical SignedInfo, with the namespaces in scope where it stands.
-	ctx, err := etreeutils.NSBuildParentContext(signedInfo)
-	if err != nil {
-		return nil, err
-	}
-	detached, err := etreeutils.NSDetatch(ctx, signedInfo)
-	if err != nil {
-		return nil, err
-	}
-	if err := etreeutils.TransformExcC14n(detached, "", false); err != nil {
-		return nil, err
-	}
-	canonicalSignedInfo, err := canonicalBytes(detached)
+	canonicalSignedInfo, err := canonicalExcC14N(signedInfo, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -110,10 +98,10 @@ func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1
 		return nil, verr
 	}
 
-	// From here on only what the verified bytes say is read: detached is the tree they are the
-	// serialization of (its attribute values, and its text read whole, as a parser of those bytes
-	// would).
-	ref, err := readReference(detached)
+	// From here on only what the verified bytes say is read. They are the canonical form of
+	// signedInfo: every attribute value and every element's namespace as they stand there, and
+	// each text whole (comments left out), so readReference reads them from signedInfo.
+	ref, err := readReference(signedInfo)
 	if err != nil {
 		return nil, err
 	}
@@ -145,30 +133,7 @@ func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1
 	}
 
 	// The referenced element: el without its signature, in exclusive c14n.
-	var target *etree.Element
-	if el.Parent() == nil {
-		target = el.Copy()
-	} else {
-		pctx, err := etreeutils.NSBuildParentContext(el)
-		if err != nil {
-			return nil, err
-		}
-		if target, err = etreeutils.NSDetatch(pctx, el); err != nil {
-			return nil, err
-		}
-	}
-	i := sigEl.Index()
-	if i < 0 || i >= len(target.Child) {
-		return nil, errors.New("signature not found in the copy")
-	}
-	if c, ok := target.Child[i].(*etree.Element); !ok || c.Tag != sigEl.Tag {
-		return nil, errors.New("signature not found in the copy")
-	}
-	target.RemoveChildAt(i)
-	if err := etreeutils.TransformExcC14n(target, prefixList, false); err != nil {
-		return nil, err
-	}
-	referenced, err := canonicalBytes(target)
+	referenced, err := canonicalExcC14N(el, prefixList, sigEl)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +149,7 @@ func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1
 	return doc.Root(), nil
 }
 
-// readReference reads the one Reference of a canonical SignedInfo tree: its URI, transforms
+// readReference reads the one Reference of SignedInfo (as its canonical form reads): its URI, transforms
 // (with an exclusive c14n prefix list), digest method and digest value, each given once, in the
 // XML signature namespace.
 func readReference(signedInfo *etree.Element) (types.Reference, error) {

@@ -95,27 +95,8 @@ func needTool(t *testing.T, name string) string {
 	return p
 }
 
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func pemCert(t testing.TB, name string) *x509.Certificate {
-	t.Helper()
-	b, _ := pem.Decode(readTestdata(t, name))
-	if b == nil {
-		t.Fatalf("%s holds no PEM block", name)
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+// The fixture readers of the package's own tests.
+var readTestdata, pemCert = binding.ReadTestdata, binding.PEMCert
 
 const authnRequestXML = `<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a1b2c3" Version="2.0" IssueInstant="2026-01-02T03:04:05Z" Destination="https://idp.example/sso" AssertionConsumerServiceURL="https://broker.example/t/acme/sp/acs"><saml:Issuer>https://broker.example/t/acme/sp</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" AllowCreate="true"/></samlp:AuthnRequest>`
 

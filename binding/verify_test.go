@@ -68,7 +68,7 @@ func signDoc(t testing.TB, doc, sigAlg string) []byte {
 	return b
 }
 
-func readFixture(t testing.TB, name string) []byte {
+func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -77,15 +77,21 @@ func readFixture(t testing.TB, name string) []byte {
 	return b
 }
 
-func fixtureCert(t testing.TB, name string) *x509.Certificate {
+func pemCert(t testing.TB, name string) *x509.Certificate {
 	t.Helper()
-	blk, _ := pem.Decode(readFixture(t, name))
-	c, err := x509.ParseCertificate(blk.Bytes)
+	b, _ := pem.Decode(readTestdata(t, name))
+	if b == nil {
+		t.Fatalf("%s holds no PEM block", name)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
+
+// ReadTestdata and PEMCert are the fixture readers, for the external tests too.
+var ReadTestdata, PEMCert = readTestdata, pemCert
 
 // bothPaths runs the direct path and goxmldsig's on the same element, as VerifyEnveloped would,
 // and reports whether the direct path took it; it fails the test when the two decide
@@ -177,9 +183,9 @@ func TestVerifyDirectTakesRealSignatures(t *testing.T) {
 	}{
 		{"broker RSA-SHA256", signDoc(t, directDoc, ""), ours, false},
 		{"broker RSA-SHA1", signDoc(t, directDoc, SigAlgRSASHA1), ours, true},
-		{"pysaml2 SOAP LogoutRequest", readFixture(t, "pysaml2-soap-logoutrequest.xml"), []*x509.Certificate{fixtureCert(t, "pysaml2-soap-cert.pem")}, false},
+		{"pysaml2 SOAP LogoutRequest", readTestdata(t, "pysaml2-soap-logoutrequest.xml"), []*x509.Certificate{pemCert(t, "pysaml2-soap-cert.pem")}, false},
 	}
-	ssp, err := DecodePOST(string(readFixture(t, "ssp-idp-response.b64")))
+	ssp, err := DecodePOST(string(readTestdata(t, "ssp-idp-response.b64")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +194,7 @@ func TestVerifyDirectTakesRealSignatures(t *testing.T) {
 		doc   []byte
 		certs []*x509.Certificate
 		sha1  bool
-	}{"SimpleSAMLphp Response", ssp, []*x509.Certificate{fixtureCert(t, "ssp-idp-cert.pem")}, false})
+	}{"SimpleSAMLphp Response", ssp, []*x509.Certificate{pemCert(t, "ssp-idp-cert.pem")}, false})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := tc.doc

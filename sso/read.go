@@ -94,6 +94,15 @@ func only(el *etree.Element, ns, tag string) (*etree.Element, error) {
 	return found, nil
 }
 
+// issuerOf reads el's Issuer child, given at most once (nil when absent).
+func issuerOf(el *etree.Element) (*saml.Issuer, error) {
+	is, err := only(el, nsAssertion, "Issuer")
+	if err != nil || is == nil {
+		return nil, err
+	}
+	return readIssuer(is), nil
+}
+
 func readIssuer(el *etree.Element) *saml.Issuer {
 	is := &saml.Issuer{Value: xmlText(el)}
 	is.NameQualifier, _ = attrValue(el, "NameQualifier")
@@ -122,12 +131,8 @@ func readResponse(el *etree.Element, r *saml.Response) error {
 	if r.IssueInstant, err = timeAttr(el, "IssueInstant"); err != nil {
 		return err
 	}
-	is, err := only(el, nsAssertion, "Issuer")
-	if err != nil {
+	if r.Issuer, err = issuerOf(el); err != nil {
 		return err
-	}
-	if is != nil {
-		r.Issuer = readIssuer(is)
 	}
 	st, err := only(el, nsProtocol, "Status")
 	if err != nil || st == nil {
@@ -167,12 +172,12 @@ func readAssertion(el *etree.Element, a *saml.Assertion) error {
 	if a.IssueInstant, err = timeAttr(el, "IssueInstant"); err != nil {
 		return err
 	}
-	is, err := only(el, nsAssertion, "Issuer")
+	is, err := issuerOf(el)
 	if err != nil {
 		return err
 	}
 	if is != nil {
-		a.Issuer = *readIssuer(is)
+		a.Issuer = *is
 	}
 	if err := readSubject(el, a); err != nil {
 		return err
@@ -313,12 +318,8 @@ func readAuthnRequest(el *etree.Element, r *saml.AuthnRequest) error {
 	if r.IsPassive, err = boolAttr(el, "IsPassive"); err != nil {
 		return err
 	}
-	is, err := only(el, nsAssertion, "Issuer")
-	if err != nil {
+	if r.Issuer, err = issuerOf(el); err != nil {
 		return err
-	}
-	if is != nil {
-		r.Issuer = readIssuer(is)
 	}
 	p, err := only(el, nsProtocol, "NameIDPolicy")
 	if err != nil {

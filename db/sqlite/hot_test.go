@@ -96,6 +96,21 @@ type hotFixture struct {
 	legs    []db.LogoutLeg
 }
 
+// openHot opens a store with the fixture, and a context with a bounded wait: a statement that
+// ran on the pools instead of a Batch's transaction would wait for the write connection the
+// transaction holds.
+func openHot(t *testing.T) (*Store, hotFixture, context.Context) {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "broker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return s, newHotFixture(t, s), ctx
+}
+
 func newHotFixture(t testing.TB, s *Store) hotFixture {
 	t.Helper()
 	ctx := context.Background()
@@ -229,16 +244,7 @@ func TestPreparedStatementsReused(t *testing.T) {
 // A Batch's writes through the prepared statements are the transaction's: an error from fn
 // undoes every one of them, and they are committed together otherwise.
 func TestBatchAllOrNothing(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "broker.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	f := newHotFixture(t, s)
-	// A bounded wait: a statement that ran on the pools instead of the transaction would wait
-	// for the write connection the transaction holds.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	s, f, ctx := openHot(t)
 	exp := time.Now().Add(time.Hour)
 	taken := db.PendingRequest{TenantID: f.tenant, ExpiresAt: exp}
 	if err := s.CreatePendingRequest(ctx, &taken); err != nil {
@@ -304,7 +310,7 @@ func TestBatchAllOrNothing(t *testing.T) {
 
 	boom := errors.New("boom")
 	var c created
-	err = s.Batch(ctx, func(tx db.Store) error {
+	err := s.Batch(ctx, func(tx db.Store) error {
 		var err error
 		if c, err = writes(tx, "undone"); err != nil {
 			t.Errorf("writes: %v", err)
@@ -385,21 +391,14 @@ func TestBatchAllOrNothing(t *testing.T) {
 // A CreateLogout that fails inside a Batch leaves no row behind, and the batch goes on to
 // commit the rest; outside a Batch it leaves nothing either.
 func TestCreateLogoutFailsWhole(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "broker.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	f := newHotFixture(t, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	s, f, ctx := openHot(t)
 	failing := func(id string) (db.Logout, []db.LogoutLeg) {
 		// The second leg's request ID is the fixture's: the logout row and the first leg are
 		// written before the conflict.
 		return db.Logout{ID: id, TenantID: f.tenant, Trigger: "admin"},
 			[]db.LogoutLeg{{ID: id + "-leg", RequestID: "_" + id}, {RequestID: f.legs[0].RequestID}}
 	}
-	err = s.Batch(ctx, func(tx db.Store) error {
+	err := s.Batch(ctx, func(tx db.Store) error {
 		l, legs := failing("in-batch")
 		if err := tx.CreateLogout(ctx, &l, legs); !errors.Is(err, db.ErrConflict) {
 			t.Errorf("CreateLogout = %v; want ErrConflict", err)

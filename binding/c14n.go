@@ -76,6 +76,21 @@ type c14nWriter struct {
 	inclusive map[string]struct{}
 	skip      *etree.Element // left out (the enveloped signature)
 	attrs     []etree.Attr   // scratch
+	// inPlace: also leave each element as etreeutils.TransformExcC14n does (its canonical
+	// attributes and declarations, no comments), as goxmldsig's signer leaves what it signs.
+	inPlace bool
+}
+
+// canonicalizeInPlace transforms el in place as goxmldsig's signer does before it digests it
+// (etreeutils.TransformExcC14n from the default namespace context, no inclusive prefixes) and
+// returns the canonical bytes it digests (the transformed el, written with canonical settings).
+func canonicalizeInPlace(el *etree.Element) ([]byte, error) {
+	w := &c14nWriter{inPlace: true}
+	w.b.Grow(4096)
+	if err := w.element(el, el.Attr, defaultScope(), defaultScope()); err != nil {
+		return nil, err
+	}
+	return w.b.Bytes(), nil
 }
 
 // canonicalExcC14N returns the exclusive canonical form of el (detached with the namespaces in scope at
@@ -182,6 +197,16 @@ func (w *c14nWriter) element(el *etree.Element, attrs []etree.Attr, scope, decla
 		}
 	}
 	sort.Sort(etreeutils.SortedAttrs(out))
+	if w.inPlace {
+		el.Attr = append([]etree.Attr(nil), out...)
+		for i := 0; i < len(el.Child); {
+			if _, ok := el.Child[i].(*etree.Comment); ok {
+				el.RemoveChildAt(i)
+			} else {
+				i++
+			}
+		}
+	}
 
 	w.b.WriteByte('<')
 	writeFullName(&w.b, el.Space, el.Tag)

@@ -2,7 +2,9 @@ package binding
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -52,22 +54,53 @@ func x509Algorithm(sigAlg string, allowSHA1 bool) (x509.SignatureAlgorithm, erro
 // SignEnveloped signs el with an enveloped XML signature (exclusive c14n) made through signer, and
 // places it right after the Issuer child as the SAML schema requires (saml-core 5.4.1). el must
 // carry an ID attribute. sigAlg is RSA-SHA256 when empty; RSA-SHA1 uses a SHA-1 digest too.
+//
+// It makes the signature goxmldsig's SigningContext makes (ConstructSignature, "ds" prefix),
+// byte for byte, and leaves el as that does (in exclusive canonical form), with the canonical
+// forms written straight from the tree (canonicalizeInPlace, canonicalExcC14N) instead of copies
+// of it; TestSignEnvelopedMatchesGoxmldsig holds the two to the same output.
 func SignEnveloped(el *etree.Element, signer crypto.Signer, cert *x509.Certificate, sigAlg string) error {
 	if sigAlg == "" {
 		sigAlg = SigAlgRSASHA256
 	}
-	ctx, err := dsig.NewSigningContext(signer, [][]byte{cert.Raw})
+	hash, err := hashFor(sigAlg)
 	if err != nil {
-		return fmt.Errorf("signing context: %w", err)
-	}
-	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := ctx.SetSignatureMethod(sigAlg); err != nil {
 		return fmt.Errorf("signature method: %w", err)
 	}
-	sig, err := ctx.ConstructSignature(el, true)
+	digestAlg, ok := digestURI[hash]
+	if !ok {
+		return fmt.Errorf("signature method: no digest for %s", sigAlg)
+	}
+	canonical, err := canonicalizeInPlace(el)
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", el.Tag, err)
 	}
+	h := hash.New()
+	h.Write(canonical)
+
+	sig := &etree.Element{Tag: "Signature", Space: "ds"}
+	sig.CreateAttr("xmlns:ds", xmldsigNS)
+	signedInfo := &etree.Element{Tag: "SignedInfo", Space: "ds"}
+	child := func(parent *etree.Element, tag string) *etree.Element {
+		c := parent.CreateElement(tag)
+		c.Space = "ds"
+		return c
+	}
+	child(signedInfo, "CanonicalizationMethod").CreateAttr("Algorithm", excC14N)
+	child(signedInfo, "SignatureMethod").CreateAttr("Algorithm", sigAlg)
+	ref := child(signedInfo, "Reference")
+	if id := el.SelectAttrValue("ID", ""); id != "" {
+		ref.CreateAttr("URI", "#"+id)
+	} else {
+		ref.CreateAttr("URI", "")
+	}
+	transforms := child(ref, "Transforms")
+	child(transforms, "Transform").CreateAttr("Algorithm", envelopedTransform)
+	child(transforms, "Transform").CreateAttr("Algorithm", excC14N)
+	child(ref, "DigestMethod").CreateAttr("Algorithm", digestAlg)
+	child(ref, "DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
+	sig.AddChild(signedInfo)
+
 	pos := 0
 	for i, c := range el.ChildElements() {
 		if c.Tag == "Issuer" {
@@ -89,7 +122,30 @@ func SignEnveloped(el *etree.Element, signer crypto.Signer, cert *x509.Certifica
 		idx = i + 1
 	}
 	el.InsertChildAt(idx, sig)
+
+	// SignedInfo in exclusive c14n with the namespaces in scope where it stands.
+	si, err := canonicalExcC14N(signedInfo, "", nil)
+	if err != nil {
+		el.RemoveChild(sig)
+		return fmt.Errorf("sign %s: %w", el.Tag, err)
+	}
+	h = hash.New()
+	h.Write(si)
+	raw, err := signer.Sign(rand.Reader, h.Sum(nil), hash)
+	if err != nil {
+		el.RemoveChild(sig)
+		return fmt.Errorf("sign %s: %w", el.Tag, err)
+	}
+	child(sig, "SignatureValue").SetText(base64.StdEncoding.EncodeToString(raw))
+	child(child(child(sig, "KeyInfo"), "X509Data"), "X509Certificate").SetText(base64.StdEncoding.EncodeToString(cert.Raw))
 	return nil
+}
+
+// digestURI names the digest of each hash (xmldsig-core, xmlenc).
+var digestURI = map[crypto.Hash]string{
+	crypto.SHA1:   digestSHA1,
+	crypto.SHA256: "http://www.w3.org/2001/04/xmlenc#sha256",
+	crypto.SHA512: "http://www.w3.org/2001/04/xmlenc#sha512",
 }
 
 // VerifyEnveloped checks the enveloped signature that is a direct child of el against the peer's

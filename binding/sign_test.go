@@ -26,25 +26,7 @@ func goxmldsigSign(t *testing.T, el *etree.Element, signer crypto.Signer, cert *
 	if err != nil {
 		return err
 	}
-	pos := 0
-	for i, c := range el.ChildElements() {
-		if c.Tag == "Issuer" {
-			pos = i + 1
-			break
-		}
-	}
-	idx, seen := 0, 0
-	for i, tok := range el.Child {
-		if _, ok := tok.(*etree.Element); ok {
-			if seen == pos {
-				idx = i
-				break
-			}
-			seen++
-		}
-		idx = i + 1
-	}
-	el.InsertChildAt(idx, sig)
+	insertAfterIssuer(el, sig)
 	return nil
 }
 

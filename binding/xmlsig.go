@@ -101,6 +101,29 @@ func SignEnveloped(el *etree.Element, signer crypto.Signer, cert *x509.Certifica
 	child(ref, "DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
 	sig.AddChild(signedInfo)
 
+	insertAfterIssuer(el, sig)
+
+	// SignedInfo in exclusive c14n with the namespaces in scope where it stands.
+	si, err := canonicalExcC14N(signedInfo, "", nil)
+	if err != nil {
+		el.RemoveChild(sig)
+		return fmt.Errorf("sign %s: %w", el.Tag, err)
+	}
+	h = hash.New()
+	h.Write(si)
+	raw, err := signer.Sign(rand.Reader, h.Sum(nil), hash)
+	if err != nil {
+		el.RemoveChild(sig)
+		return fmt.Errorf("sign %s: %w", el.Tag, err)
+	}
+	child(sig, "SignatureValue").SetText(base64.StdEncoding.EncodeToString(raw))
+	child(child(child(sig, "KeyInfo"), "X509Data"), "X509Certificate").SetText(base64.StdEncoding.EncodeToString(cert.Raw))
+	return nil
+}
+
+// insertAfterIssuer makes sig el's child right after its Issuer (its first child when it has
+// none), as the SAML schema places a signature (saml-core 5.4.1).
+func insertAfterIssuer(el, sig *etree.Element) {
 	pos := 0
 	for i, c := range el.ChildElements() {
 		if c.Tag == "Issuer" {
@@ -122,23 +145,6 @@ func SignEnveloped(el *etree.Element, signer crypto.Signer, cert *x509.Certifica
 		idx = i + 1
 	}
 	el.InsertChildAt(idx, sig)
-
-	// SignedInfo in exclusive c14n with the namespaces in scope where it stands.
-	si, err := canonicalExcC14N(signedInfo, "", nil)
-	if err != nil {
-		el.RemoveChild(sig)
-		return fmt.Errorf("sign %s: %w", el.Tag, err)
-	}
-	h = hash.New()
-	h.Write(si)
-	raw, err := signer.Sign(rand.Reader, h.Sum(nil), hash)
-	if err != nil {
-		el.RemoveChild(sig)
-		return fmt.Errorf("sign %s: %w", el.Tag, err)
-	}
-	child(sig, "SignatureValue").SetText(base64.StdEncoding.EncodeToString(raw))
-	child(child(child(sig, "KeyInfo"), "X509Data"), "X509Certificate").SetText(base64.StdEncoding.EncodeToString(cert.Raw))
-	return nil
 }
 
 // digestURI names the digest of each hash (xmldsig-core, xmlenc).

@@ -9,6 +9,19 @@ import (
 	"github.com/russellhaering/goxmldsig/etreeutils"
 )
 
+// canonicalBytes serializes a canonicalized element as goxmldsig does (etree's canonical
+// attribute values, end tags and text). el becomes the root of a new document.
+func canonicalBytes(el *etree.Element) ([]byte, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	doc.WriteSettings = canonicalWriteSettings
+	var b bytes.Buffer
+	if _, err := doc.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 // goxmldsigC14N is the reference: what goxmldsig's validator canonicalizes for el (detached with
 // its namespaces), leaving out skip.
 func goxmldsigC14N(el *etree.Element, prefixList string, skip *etree.Element) ([]byte, error) {

@@ -76,13 +76,7 @@ func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1
 
 	// SignatureValue's character data, as encoding/xml reads it for goxmldsig (the base64
 	// decoder skips line breaks).
-	var sv strings.Builder
-	for _, tok := range sigValue.Child {
-		if cd, ok := tok.(*etree.CharData); ok {
-			sv.WriteString(cd.Data)
-		}
-	}
-	signature, err := base64.StdEncoding.DecodeString(sv.String())
+	signature, err := base64.StdEncoding.DecodeString(charData(sigValue))
 	if err != nil {
 		return nil, errors.New("could not decode signature")
 	}
@@ -113,19 +107,12 @@ func verifyDirect(el, sigEl *etree.Element, certs []*x509.Certificate, allowSHA1
 	if err != nil {
 		return nil, err
 	}
-	var hash crypto.Hash
-	switch ref.DigestAlgo.Algorithm {
-	case "http://www.w3.org/2001/04/xmlenc#sha256":
-		hash = crypto.SHA256
-	case "http://www.w3.org/2001/04/xmlenc#sha512":
-		hash = crypto.SHA512
-	case digestSHA1:
-		if !allowSHA1 {
-			return nil, &Error{Reason: "SHA-1 digests are not accepted from this peer; use SHA-256", Err: ErrWeakAlgorithm}
-		}
-		hash = crypto.SHA1
-	default:
+	hash, ok := digestHash(ref.DigestAlgo.Algorithm)
+	switch {
+	case !ok:
 		return nil, fmt.Errorf("unknown digest algorithm %q", ref.DigestAlgo.Algorithm)
+	case hash == crypto.SHA1 && !allowSHA1:
+		return nil, &Error{Reason: "SHA-1 digests are not accepted from this peer; use SHA-256", Err: ErrWeakAlgorithm}
 	}
 	want, err := base64.StdEncoding.DecodeString(ref.DigestValue)
 	if err != nil {
@@ -200,17 +187,33 @@ func readReference(signedInfo *etree.Element) (types.Reference, error) {
 	if err != nil {
 		return ref, err
 	}
-	var text strings.Builder
-	for _, tok := range dv.Child {
-		switch t := tok.(type) {
-		case *etree.CharData:
-			text.WriteString(t.Data)
-		case *etree.Element:
-			return ref, errors.New("signed info: DigestValue holds an element")
+	if len(dv.ChildElements()) != 0 {
+		return ref, errors.New("signed info: DigestValue holds an element")
+	}
+	ref.DigestValue = charData(dv)
+	return ref, nil
+}
+
+// charData is all of el's own character data (text and CDATA, comments and processing
+// instructions skipped), as encoding/xml reads an element's chardata.
+func charData(el *etree.Element) string {
+	var b strings.Builder
+	for _, tok := range el.Child {
+		if cd, ok := tok.(*etree.CharData); ok {
+			b.WriteString(cd.Data)
 		}
 	}
-	ref.DigestValue = text.String()
-	return ref, nil
+	return b.String()
+}
+
+// digestHash is the hash a DigestMethod names (digestURI read backwards).
+func digestHash(uri string) (crypto.Hash, bool) {
+	for h, u := range digestURI {
+		if u == uri {
+			return h, true
+		}
+	}
+	return 0, false
 }
 
 // directReference reports whether SignedInfo's one Reference looks like the direct path's
@@ -257,17 +260,4 @@ func directTransforms(ts []types.Transform) (string, error) {
 		seen[t.Algorithm] = true
 	}
 	return prefixList, nil
-}
-
-// canonicalBytes serializes a canonicalized element as goxmldsig does (etree's canonical
-// attribute values, end tags and text). el becomes the root of a new document.
-func canonicalBytes(el *etree.Element) ([]byte, error) {
-	doc := etree.NewDocument()
-	doc.SetRoot(el)
-	doc.WriteSettings = etree.WriteSettings{CanonicalAttrVal: true, CanonicalEndTags: true, CanonicalText: true}
-	var b bytes.Buffer
-	if _, err := doc.WriteTo(&b); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/sloworks/broker/internal/syncbuf"
 )
 
 // chromiumPath finds the browser: $CHROMIUM, else chromium, chromium-browser, google-chrome on
@@ -46,7 +48,7 @@ func chromiumPath(t *testing.T) string {
 type browser struct {
 	t   *testing.T
 	ctx context.Context // the tab
-	out *syncBuffer     // the browser's own output
+	out *syncbuf.Buffer // the browser's own output
 	// scriptsOff: JavaScript is disabled in the tab.
 	scriptsOff bool
 
@@ -86,7 +88,7 @@ func startChromium(t *testing.T, scriptsOff bool) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &browser{t: t, out: &syncBuffer{}, scriptsOff: scriptsOff}
+	b := &browser{t: t, out: &syncbuf.Buffer{}, scriptsOff: scriptsOff}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(dir),

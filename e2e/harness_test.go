@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -29,6 +28,7 @@ import (
 	"github.com/sloworks/broker/binding"
 	"github.com/sloworks/broker/db"
 	"github.com/sloworks/broker/db/sqlite"
+	"github.com/sloworks/broker/internal/syncbuf"
 	"github.com/sloworks/broker/keys"
 	"github.com/sloworks/broker/keys/local"
 	"github.com/sloworks/broker/metadata"
@@ -114,24 +114,6 @@ func randHex() string {
 	return hex.EncodeToString(b)
 }
 
-// syncBuffer is a log buffer that the broker's goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // world is the broker with its tenant, the tenant's IdP and apps.
 type world struct {
 	t       *testing.T
@@ -141,7 +123,7 @@ type world struct {
 	sso     *sso.Handler
 	engine  *slo.Engine
 	tenant  *db.Tenant
-	logs    *syncBuffer
+	logs    *syncbuf.Buffer
 	idp     *testIdP
 	apps    []*app
 	// brokerIdPCert and brokerSPCert are the tenant's signing certificates as the broker's IdP
@@ -165,7 +147,7 @@ func newWorld(t *testing.T, legTimeout time.Duration, specs ...appSpec) *world {
 	}
 	ks := testKeys(t, names...)
 
-	w := &world{t: t, logs: &syncBuffer{}}
+	w := &world{t: t, logs: &syncbuf.Buffer{}}
 	var handler http.Handler
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { handler.ServeHTTP(rw, r) }))
 	t.Cleanup(w.srv.Close)

@@ -85,7 +85,7 @@ func runSOAPLeg(ctx context.Context, l *Leg, caller SOAPCaller, signerFor func(s
 		}
 		return r
 	}
-	r.Received = elementBytes(answer)
+	r.Received = binding.Serialize(answer)
 	checkAnswer(r, ReadSOAP(answer))
 	return r
 }
@@ -150,8 +150,4 @@ func classifyCallError(name, url string, timeout time.Duration, err error) (stri
 	default:
 		return ClassUnreachable, fmt.Sprintf("%s could not be reached at %s: %v", name, url, err)
 	}
-}
-
-func elementBytes(el *etree.Element) []byte {
-	return binding.Serialize(el)
 }

@@ -33,17 +33,10 @@ func param(m Message) string {
 	return "SAMLRequest"
 }
 
-func serialize(el *etree.Element) ([]byte, error) {
-	return binding.Serialize(el), nil
-}
-
 // RedirectURL encodes m for the HTTP-Redirect binding with the signature over the query string
 // (saml-bindings 3.4.4.1), never inside the XML. A nil signer sends it unsigned.
 func RedirectURL(dest string, m Message, relayState string, s *Signer) (string, error) {
-	xml, err := serialize(m.Element())
-	if err != nil {
-		return "", err
-	}
+	xml := binding.Serialize(m.Element())
 	if s == nil {
 		return binding.EncodeRedirect(dest, param(m), xml, relayState, nil, "")
 	}
@@ -58,7 +51,7 @@ func SignedXML(m Message, s *Signer) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return serialize(el)
+	return binding.Serialize(el), nil
 }
 
 // POSTForm is the auto-submitting form that carries m to dest over the POST binding.

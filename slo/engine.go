@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sloworks/broker/binding"
 	"github.com/sloworks/broker/db"
 	"github.com/sloworks/broker/providers"
 )
@@ -407,11 +408,7 @@ func (e *Engine) run(ctx context.Context, lg *logout) (*db.Logout, []db.LogoutLe
 			// A front-channel request is kept unsigned; it is signed when the browser fetches it.
 			// So is the IdP's SOAP leg of a logout with a browser: it runs last, when the browser
 			// comes back from the apps' legs (Continue).
-			sent, err := serialize(l.Request.Element())
-			if err != nil {
-				return nil, nil, err
-			}
-			rec.Sent = sent
+			rec.Sent = binding.Serialize(l.Request.Element())
 		}
 		legs = append(legs, rec)
 	}

@@ -89,10 +89,7 @@ func (e *Engine) SendFront(ctx context.Context, fp FrontPeers, tenantID string, 
 	if root.SelectAttr("NotOnOrAfter") != nil {
 		root.CreateAttr("NotOnOrAfter", now.Add(e.timeout()).Format(timeFormat))
 	}
-	fresh, err := serialize(root)
-	if err != nil {
-		return nil, err
-	}
+	fresh := binding.Serialize(root)
 	leg.Sent = fresh
 	if err := e.Store.UpdateLeg(ctx, leg); err != nil && !errors.Is(err, db.ErrConflict) {
 		return nil, err
@@ -108,11 +105,7 @@ func (e *Engine) SendFront(ctx context.Context, fp FrontPeers, tenantID string, 
 	if err := binding.SignEnveloped(el, s.Key, s.Cert, s.SigAlg); err != nil {
 		return nil, err
 	}
-	signed, err := serialize(el)
-	if err != nil {
-		return nil, err
-	}
-	return &Outgoing{Form: &binding.Form{Action: dest, Param: "SAMLRequest", Message: signed, RelayState: relayState}}, nil
+	return &Outgoing{Form: &binding.Form{Action: dest, Param: "SAMLRequest", Message: binding.Serialize(el), RelayState: relayState}}, nil
 }
 
 // ErrUnknownResponse is returned for a LogoutResponse that answers no leg of the tenant.
@@ -138,7 +131,7 @@ func (e *Engine) FinishFront(ctx context.Context, fp FrontPeers, tenantID string
 	}
 	req := &LogoutRequest{ID: leg.RequestID}
 	r := &Result{Leg: &Leg{Peer: peer, Request: req}, Latency: e.now().Sub(leg.StartedAt)}
-	raw := elementBytes(rcv.Element)
+	raw := binding.Serialize(rcv.Element)
 	checkAnswer(r, rcv)
 	r.Received = raw
 	e.finish(ctx, leg, r)

@@ -73,11 +73,7 @@ func emit(t *testing.T, l *Leg) (redirectURL string, xml []byte) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x, err := serialize(l.Request.Element())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return u, x
+			return u, binding.Serialize(l.Request.Element())
 		}
 	}
 	x, err := SignedXML(l.Request, s)

@@ -105,6 +105,16 @@ func (m *rsaMeter) perCPUSec() float64 { return float64(m.n) / m.cpu.Seconds() }
 // Between operations, the meter signs burstSigns times every burstEvery operations.
 const burstEvery, burstSigns = 40, 12
 
+// between is called after the benchmark's n-th operation: every burstEvery of them it signs a
+// burst, off the benchmark's clock.
+func (m *rsaMeter) between(b *testing.B, n int) {
+	if n%burstEvery == 0 {
+		b.StopTimer()
+		m.burst(b, burstSigns)
+		b.StartTimer()
+	}
+}
+
 // BenchmarkBrokeredLogin measures whole sign-ins (in-process IdP and app, real SQLite, HTTP on
 // loopback) and, in the same run, plain RSA signing. Run with -cpu 1 for per-core numbers
 // (scripts/bench.sh does). Metrics: logins/s, RSA signatures per login (broker + IdP), RSA signs/s,
@@ -131,11 +141,7 @@ func benchLogin(b *testing.B, browserFor func(*harness) *browser) {
 		elapsed += time.Since(start)
 		cpu += processCPU() - cpu0
 		n++
-		if n%burstEvery == 0 {
-			b.StopTimer()
-			rsaM.burst(b, burstSigns)
-			b.StartTimer()
-		}
+		rsaM.between(b, n)
 	}
 	rsaM.burst(b, 100)
 	signsPerSec, signsPerCPUSec := rsaM.perSec(), rsaM.perCPUSec()

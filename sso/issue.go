@@ -162,7 +162,7 @@ func (h *Handler) BuildResponse(slug string, kp *keys.KeyPair, s *db.Session, p 
 			return nil, err
 		}
 	}
-	return serialize(respEl)
+	return binding.Serialize(respEl), nil
 }
 
 // issueStatus POSTs the app a signed Response carrying an error status and no assertion.
@@ -188,9 +188,5 @@ func (h *Handler) issueStatus(c echo.Context, t *db.Tenant, app *db.App, tgt iss
 	if err := binding.SignEnveloped(el, kp.Signer, kp.Certificate, ""); err != nil {
 		return &PageError{Status: 503, Message: "Signing is unavailable right now. Try again in a minute.", Err: err}
 	}
-	doc, err := serialize(el)
-	if err != nil {
-		return err
-	}
-	return postForm(c, &binding.Form{Action: tgt.acs, Param: "SAMLResponse", Message: doc, RelayState: tgt.relayState})
+	return postForm(c, &binding.Form{Action: tgt.acs, Param: "SAMLResponse", Message: binding.Serialize(el), RelayState: tgt.relayState})
 }

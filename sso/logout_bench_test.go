@@ -66,11 +66,7 @@ func BenchmarkBackChannelLogout(b *testing.B) {
 			b.Fatalf("logout: %v %+v", err, lo)
 		}
 		n++
-		if n%burstEvery == 0 {
-			b.StopTimer()
-			rsaM.burst(b, burstSigns)
-			b.StartTimer()
-		}
+		rsaM.between(b, n)
 	}
 	rsaM.burst(b, 100)
 	perSec := float64(n) / elapsed.Seconds()

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"github.com/labstack/echo/v4"
 
@@ -127,10 +126,7 @@ func (h *Handler) startUpstream(c echo.Context, t *db.Tenant, ar *appRequest) er
 	el := req.Element()
 	switch ep.Binding {
 	case providers.BindingRedirect:
-		msg, err := serialize(el)
-		if err != nil {
-			return err
-		}
+		msg := binding.Serialize(el)
 		var u string
 		if sign {
 			kp, err := h.keyPair(ctx, t)
@@ -157,17 +153,10 @@ func (h *Handler) startUpstream(c echo.Context, t *db.Tenant, ar *appRequest) er
 				return &PageError{Status: http.StatusServiceUnavailable, Message: "Signing is unavailable right now. Try again in a minute.", Err: err}
 			}
 		}
-		msg, err := serialize(el)
-		if err != nil {
-			return err
-		}
+		msg := binding.Serialize(el)
 		h.logger.InfoContext(ctx, "sign-in sent upstream", "tenant", t.Slug, "app", ar.app.Name, "idp", up.EntityID, "binding", "post", "request_id", p.ID)
 		return postForm(c, &binding.Form{Action: ep.Location, Param: "SAMLRequest", Message: msg})
 	}
-}
-
-func serialize(el *etree.Element) ([]byte, error) {
-	return binding.Serialize(el), nil
 }
 
 // postForm renders an auto-submitting POST-binding form with a fresh CSP nonce.

@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,20 +42,10 @@ func newRowCache(ttl time.Duration, now func() time.Time) *rowCache {
 	return &rowCache{ttl: ttl, now: now, m: map[string]cachedRow{}}
 }
 
-// Cache keys: a kind, then the lookup's fields, joined by NUL (which no slug or ID contains).
+// rowKey is a cache key: a kind, then the lookup's fields, joined by NUL (which no slug or ID
+// contains).
 func rowKey(kind string, parts ...string) string {
-	n := len(kind)
-	for _, p := range parts {
-		n += 1 + len(p)
-	}
-	var b bytes.Buffer
-	b.Grow(n)
-	b.WriteString(kind)
-	for _, p := range parts {
-		b.WriteByte(0)
-		b.WriteString(p)
-	}
-	return b.String()
+	return kind + "\x00" + strings.Join(parts, "\x00")
 }
 
 func (c *rowCache) get(key string) (any, bool) {

@@ -19,25 +19,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sloworks/broker/internal/syncbuf"
 )
-
-// syncBuffer is an io.Writer shared by the test and the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // freeAddr returns a loopback address nothing listens on right now.
 func freeAddr(t *testing.T) string {
@@ -54,7 +38,7 @@ func freeAddr(t *testing.T) string {
 // demoServer is `broker demo` running in the test.
 type demoServer struct {
 	base string
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	stop func() error // cancels the context and returns what serve returned
 }
 
@@ -69,7 +53,7 @@ func startDemo(t *testing.T, dataDir string) *demoServer {
 	}
 	// As run does for the demo command: the demo IdP and app are on this http server.
 	cfg.AllowHTTP = cfg.AllowHTTP || strings.HasPrefix(cfg.BaseURL, "http://")
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	logger := newLogger(cfg, out)
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := newServer(ctx, cfg, logger, out)

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/sloworks/broker/internal/syncbuf"
 )
 
 // Server is a running Vault server: a dev server (Start) or one with file storage that keeps its
@@ -39,7 +41,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 
 	audit string // the audit log (EnableAudit)
 }
@@ -126,7 +128,7 @@ cluster_addr  = "http://127.0.0.1:%d"
 // launch starts the server process and waits until ready says so; the process is killed when
 // the test ends.
 func (v *Server) launch(t testing.TB, ready func() bool) error {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(v.bin, v.argv...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = []string{"HOME=" + v.home, "PATH=" + os.Getenv("PATH")} // no VAULT_* from the caller
@@ -297,24 +299,6 @@ func (v *Server) Stop(t testing.TB) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("vault did not exit 10s after kill")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a child process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // BrokerPolicy is the least-privilege policy docs/keys.md gives operators
